@@ -1,0 +1,131 @@
+/**
+ * The xend calling convention: the first word without `=` is the command, every `key=value` word
+ * sets an option. Options are merged from defaults < config file < environment < argv; vif hooks
+ * later lay xenstore on top. Anything unknown or malformed is a UsageError (exit 2).
+ */
+import { readFileSync } from 'node:fs';
+import minimist from 'minimist';
+import type { HookSpec } from './spec.ts';
+import { InvalidValue, parseValue, type OptionValue } from './values.ts';
+
+export const DEFAULT_CONF = '/etc/xen/nethooks.conf';
+
+export class UsageError extends Error {}
+
+export interface Flags {
+  help: boolean;
+  dryRun: boolean;
+  json: boolean;
+}
+
+export type Source = 'default' | 'config' | 'env' | 'argv';
+
+export interface Invocation {
+  command: string | undefined;
+  options: Map<string, OptionValue>;
+  /** Where each option's value came from: logged, and shown by --dry-run. */
+  sources: Map<string, Source>;
+  flags: Flags;
+}
+
+const FLAG_NAMES = ['help', 'dry-run', 'json'] as const;
+
+function setOption(spec: HookSpec, inv: Invocation, key: string, raw: string, source: Source, where: string): void {
+  const opt = spec.options.find((o) => o.key === key);
+  if (!opt) {
+    const known = spec.options.map((o) => o.key).join(', ');
+    throw new UsageError(`${spec.name}: unknown key '${key}'${where}; accepted keys: ${known}`);
+  }
+  try {
+    inv.options.set(key, parseValue(opt.type, raw));
+    inv.sources.set(key, source);
+  } catch (e) {
+    if (!(e instanceof InvalidValue)) throw e;
+    throw new UsageError(`${spec.name}: invalid ${key}=${JSON.stringify(raw)}${where}: expected ${e.message}`);
+  }
+}
+
+/**
+ * Reads `key=value` lines. A key may be scoped to one hook as `network-bridge.antispoof=yes`;
+ * unscoped keys apply to every hook that has them, so one file can serve all hooks.
+ */
+export function parseConfig(text: string, path: string): { key: string; value: string; line: number; hook?: string }[] {
+  const out: { key: string; value: string; line: number; hook?: string }[] = [];
+  text.split('\n').forEach((rawLine, i) => {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^([A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)?)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new UsageError(`${path}:${i + 1}: expected key=value, got ${JSON.stringify(line)}`);
+    const full = m[1] as string;
+    let value = (m[2] as string).trim();
+    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1);
+    const dot = full.indexOf('.');
+    if (dot >= 0) out.push({ hook: full.slice(0, dot), key: full.slice(dot + 1), value, line: i + 1 });
+    else out.push({ key: full, value, line: i + 1 });
+  });
+  return out;
+}
+
+export function parseInvocation(spec: HookSpec, argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
+  const inv: Invocation = {
+    command: undefined,
+    options: new Map(),
+    sources: new Map(),
+    flags: { help: false, dryRun: false, json: false },
+  };
+  const parsed = minimist([...argv], { boolean: [...FLAG_NAMES, 'h'], string: ['_'], stopEarly: false });
+  for (const name of Object.keys(parsed)) {
+    if (name === '_' || (FLAG_NAMES as readonly string[]).includes(name) || name === 'h') continue;
+    throw new UsageError(`${spec.name}: unknown option --${name}; accepted: --help, --dry-run, --json`);
+  }
+  inv.flags = { help: Boolean(parsed.help || parsed.h), dryRun: Boolean(parsed['dry-run']), json: Boolean(parsed.json) };
+
+  for (const opt of spec.options) {
+    if (opt.default !== undefined) setOption(spec, inv, opt.key, opt.default, 'default', ' (built-in default)');
+  }
+
+  const confPath = env.XEN_NETHOOKS_CONF || DEFAULT_CONF;
+  let confText: string | undefined;
+  try {
+    confText = readFileSync(confPath, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // The default file is optional; a file the operator named explicitly must exist.
+    if (!(code === 'ENOENT' && !env.XEN_NETHOOKS_CONF)) {
+      throw new UsageError(`${spec.name}: cannot read config file ${confPath}: ${(e as Error).message}`);
+    }
+  }
+  if (confText !== undefined) {
+    for (const entry of parseConfig(confText, confPath)) {
+      if (entry.hook !== undefined && entry.hook !== spec.name) continue;
+      const known = spec.options.some((o) => o.key === entry.key);
+      if (!known && entry.hook === undefined) continue; // another hook's key
+      setOption(spec, inv, entry.key, entry.value, 'config', ` in ${confPath}:${entry.line}`);
+    }
+  }
+
+  // Xen's scripts take their variables from the environment too; an empty one counts as unset
+  // because libxl exports some (netdev=) empty.
+  for (const opt of spec.options) {
+    const v = env[opt.key];
+    if (v !== undefined && v !== '') setOption(spec, inv, opt.key, v, 'env', ' (from the environment)');
+  }
+
+  for (const word of parsed._.map(String)) {
+    const eq = word.indexOf('=');
+    if (eq < 0) {
+      if (inv.command !== undefined) {
+        throw new UsageError(`${spec.name}: unexpected word '${word}' after command '${inv.command}'; options are key=value`);
+      }
+      inv.command = word;
+      continue;
+    }
+    setOption(spec, inv, word.slice(0, eq), word.slice(eq + 1), 'argv', '');
+  }
+  if (inv.command !== undefined && !inv.flags.help && !spec.commands.some((c) => c.name === inv.command)) {
+    throw new UsageError(
+      `${spec.name}: invalid command '${inv.command}'; expected one of ${spec.commands.map((c) => c.name).join(', ')}`,
+    );
+  }
+  return inv;
+}

@@ -1,0 +1,79 @@
+/**
+ * Xen's hotplug lock protocol (tools/hotplug/Linux/locking.sh), so that our hooks and Xen's own
+ * shell scripts (block, vif-openvswitch, …) on the same host exclude each other:
+ * open /var/run/xen-hotplug/NAME, take flock -x on it, and retry if the path no longer names the
+ * file we locked (a releaser removed it meanwhile); release by removing the file, then closing.
+ *
+ * Node has no flock(2), so util-linux flock(1) takes the lock on a descriptor it inherits from us.
+ * A flock lock belongs to the open file description, which we keep open after flock(1) exits.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+
+export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
+const WAIT_SECONDS = 60;
+
+export interface Lock {
+  path: string;
+  release(): void;
+}
+
+export function lockDir(env: NodeJS.ProcessEnv): string {
+  return env.XEN_NETHOOKS_LOCK_DIR || DEFAULT_LOCK_DIR;
+}
+
+export async function claimLock(name: string, env: NodeJS.ProcessEnv): Promise<Lock> {
+  const dir = lockDir(env);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  for (;;) {
+    const fd = openSync(path, 'a');
+    const r = await execa('flock', ['-x', '-w', String(WAIT_SECONDS), '3'], {
+      // execa's types accept only small literals for an inherited descriptor; Node takes any fd.
+      stdio: ['ignore', 'ignore', 'pipe', fd as unknown as 3],
+      reject: false,
+    });
+    if (r.exitCode !== 0) {
+      closeSync(fd);
+      throw new Error(
+        `could not take lock ${path} within ${WAIT_SECONDS} s (flock exit ${r.exitCode}${r.stderr ? `: ${r.stderr}` : ''}); ` +
+          `another hotplug script holds it: see 'fuser -v ${path}'`,
+      );
+    }
+    const held = fstatSync(fd);
+    let current;
+    try {
+      current = statSync(path);
+    } catch {
+      current = undefined;
+    }
+    if (current && current.ino === held.ino && current.dev === held.dev) {
+      let released = false;
+      return {
+        path,
+        release() {
+          if (released) return;
+          released = true;
+          // Remove while still holding it, as locking.sh does, so waiters re-open a fresh file.
+          try {
+            unlinkSync(path);
+          } catch {
+            /* already gone: nothing to remove */
+          }
+          closeSync(fd);
+        },
+      };
+    }
+    closeSync(fd); // we locked a file that was removed meanwhile: try the new one
+  }
+}
+
+export async function withLock<T>(name: string, env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
+  const lock = await claimLock(name, env);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,51 @@
+/** One read of the host's network state, the input every planner works from. Read-only. */
+import { runJson } from '../exec.ts';
+import type { Link } from './link.ts';
+import { isKernelRoute, type Family, type Route } from './route.ts';
+
+export interface HostState {
+  links: Link[];
+  routes4: Route[];
+  routes6: Route[];
+}
+
+export async function observeHost(): Promise<HostState> {
+  const [links, routes4, routes6] = await Promise.all([
+    runJson<Link[]>({ argv: ['ip', '-j', '-d', 'addr', 'show'] }),
+    runJson<Route[]>({ argv: ['ip', '-j', '-4', 'route', 'show', 'table', 'all'] }),
+    runJson<Route[]>({ argv: ['ip', '-j', '-6', 'route', 'show', 'table', 'all'] }),
+  ]);
+  return { links: links ?? [], routes4: routes4 ?? [], routes6: routes6 ?? [] };
+}
+
+export function findLink(host: HostState, name: string): Link | undefined {
+  return host.links.find((l) => l.ifname === name);
+}
+
+/** The device of the IPv4 default route in the main table with the lowest metric. */
+export function defaultRouteDevice(host: HostState): string | undefined {
+  const defaults = host.routes4
+    .filter((r) => r.dst === 'default' && (r.table === undefined || r.table === 'main') && r.dev && (r.type ?? 'unicast') === 'unicast')
+    .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+  return defaults[0]?.dev;
+}
+
+/** Routes through `dev` that an operator or a DHCP client made (not kernel-made), in order. */
+export function userRoutes(host: HostState, dev: string, family: Family): Route[] {
+  return (family === 4 ? host.routes4 : host.routes6).filter((r) => r.dev === dev && !isKernelRoute(r) && !r.nexthops);
+}
+
+/** Multipath routes with a nexthop through `dev`: not moved, but worth a warning. */
+export function multipathRoutesVia(host: HostState, dev: string): Route[] {
+  return [...host.routes4, ...host.routes6].filter(
+    (r) => Array.isArray(r.nexthops) && r.nexthops.some((n) => (n as { dev?: string }).dev === dev),
+  );
+}
+
+export function portsOf(host: HostState, bridge: string): Link[] {
+  return host.links.filter((l) => l.master === bridge);
+}
+
+export function vlansOn(host: HostState, dev: string): Link[] {
+  return host.links.filter((l) => l.linkinfo?.info_kind === 'vlan' && l.link === dev);
+}

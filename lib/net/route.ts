@@ -1,0 +1,89 @@
+/** Routes as `ip -j route show table all` reports them, and commands that recreate one exactly. */
+import type { Command } from '../exec.ts';
+
+export interface Route {
+  type?: string;
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  scope?: string;
+  prefsrc?: string;
+  metric?: number;
+  flags?: string[];
+  table?: string;
+  pref?: string;
+  tos?: string;
+  metrics?: Record<string, number | [string, number] | unknown>[];
+  nexthops?: unknown[];
+}
+
+export type Family = 4 | 6;
+
+/**
+ * Routes the kernel makes and remakes by itself (prefix routes of addresses, local and broadcast
+ * entries, IPv6 link-local and multicast, routes learnt from router advertisements): moving an
+ * address or a link recreates them, so copying them would only collide.
+ */
+export function isKernelRoute(r: Route): boolean {
+  return r.protocol === 'kernel' || r.protocol === 'ra' || r.table === 'local';
+}
+
+const ADD_TOLERATE = ['File exists'];
+const DEL_TOLERATE = ['No such process', 'No such file or directory'];
+
+function selector(r: Route, dev: string): string[] {
+  const a: string[] = [];
+  if (r.type && r.type !== 'unicast') a.push(r.type);
+  a.push(r.dst);
+  if (r.tos) a.push('tos', r.tos);
+  if (r.gateway) a.push('via', r.gateway);
+  a.push('dev', dev);
+  if (r.table && r.table !== 'main') a.push('table', r.table);
+  if (r.metric !== undefined) a.push('metric', String(r.metric));
+  return a;
+}
+
+function metricArgs(r: Route): string[] {
+  const a: string[] = [];
+  for (const m of r.metrics ?? []) {
+    for (const [k, v] of Object.entries(m)) {
+      if (Array.isArray(v)) a.push(k, ...v.map(String)); // ["lock", 1400]
+      else a.push(k, String(v));
+    }
+  }
+  return a;
+}
+
+export function addRoute(r: Route, family: Family, dev: string): Command {
+  const argv = ['ip', `-${family}`, 'route', 'add', ...selector(r, dev)];
+  if (r.protocol && r.protocol !== 'boot') argv.push('proto', r.protocol);
+  if (r.scope && r.scope !== 'global' && r.scope !== 'universe') argv.push('scope', r.scope);
+  if (r.prefsrc) argv.push('src', r.prefsrc);
+  if (r.pref && r.pref !== 'medium') argv.push('pref', r.pref);
+  if (r.flags?.includes('onlink')) argv.push('onlink');
+  argv.push(...metricArgs(r));
+  return { argv, tolerate: ADD_TOLERATE };
+}
+
+export function delRoute(r: Route, family: Family, dev: string): Command {
+  return { argv: ['ip', `-${family}`, 'route', 'del', ...selector(r, dev)], tolerate: DEL_TOLERATE };
+}
+
+/** Gateway routes need their nexthop's prefix route first; delete them first, add them last. */
+export function byDependency(routes: readonly Route[]): Route[] {
+  return [...routes.filter((r) => !r.gateway), ...routes.filter((r) => r.gateway)];
+}
+
+/** A name for a route without spaces, unique per device and family: for step ids. */
+export function routeKey(r: Route): string {
+  return [r.dst, r.gateway && `via=${r.gateway}`, r.table && r.table !== 'main' && `table=${r.table}`, r.metric !== undefined && `metric=${r.metric}`, r.tos && `tos=${r.tos}`]
+    .filter(Boolean)
+    .join(',');
+}
+
+export function describeRoute(r: Route): string {
+  return [r.dst, r.gateway ? `via ${r.gateway}` : '', r.table && r.table !== 'main' ? `table ${r.table}` : '']
+    .filter(Boolean)
+    .join(' ');
+}

@@ -1,0 +1,51 @@
+/**
+ * A plan is the whole of what a hook will do to the host, as data: an ordered list of steps, each
+ * with the commands that make the change and the commands that take it back. Planning code
+ * (lib/plans/) builds plans from a request and an observed state and never runs anything.
+ */
+import type { Command } from './exec.ts';
+
+export interface Step {
+  /** Stable name, unique within the plan; fault injection and logs refer to it. */
+  id: string;
+  /** What the step does, for a reader of --dry-run and the log. */
+  description: string;
+  run: Command[];
+  /** Restores what `run` changed; run in order. Empty for steps that change nothing lasting. */
+  undo: Command[];
+  /**
+   * Names a host-wide setting (a sysctl, a firewall policy) that several bridges may change. The
+   * stop planner lets only the last holder restore the original value.
+   */
+  shared?: string;
+}
+
+/** The request cannot be carried out on this host; the message says why and what to change. */
+export class PlanError extends Error {}
+
+export interface Plan {
+  steps: Step[];
+}
+
+export function step(id: string, description: string, run: Command[], undo: Command[], shared?: string): Step {
+  return shared === undefined ? { id, description, run, undo } : { id, description, run, undo, shared };
+}
+
+/** The plan that takes back a completed one: every step's undo, last step first, redo as its undo. */
+export function reversePlan(steps: readonly Step[]): Plan {
+  return {
+    steps: [...steps].reverse().map((s) => {
+      const r: Step = { id: `undo-${s.id}`, description: `undo: ${s.description}`, run: s.undo, undo: s.run };
+      if (s.shared !== undefined) r.shared = s.shared;
+      return r;
+    }),
+  };
+}
+
+export function assertUniqueIds(plan: Plan): void {
+  const seen = new Set<string>();
+  for (const s of plan.steps) {
+    if (seen.has(s.id)) throw new Error(`internal error: duplicate step id ${s.id}`);
+    seen.add(s.id);
+  }
+}

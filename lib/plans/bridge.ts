@@ -1,0 +1,310 @@
+/**
+ * network-bridge, as a pure function from a request and the observed host to a plan.
+ *
+ * The layout is Xen 3.2+'s: the physical device `eth0` becomes the port `peth0` of a bridge that
+ * takes the name `eth0`, so dom0 keeps its interface name and everything configured on it. Unlike
+ * the original this never calls ifdown/ifup (ifdown destroys VLAN devices and clears bond slaves);
+ * it moves each address and route explicitly, and dom0's VLAN devices go on the bridge, dom0's
+ * side, where they get their frames from the bridge instead of fighting it for them on the port.
+ */
+import { iptablesCmd, comment, type Policy } from '../firewall/iptables.ts';
+import type { Command } from '../exec.ts';
+import { addAddress, cidrOf, delAddress, isKernelGenerated, type Address } from '../net/address.ts';
+import {
+  defaultRouteDevice,
+  findLink,
+  multipathRoutesVia,
+  portsOf,
+  userRoutes,
+  vlansOn,
+  type HostState,
+} from '../net/host.ts';
+import { isBridge, isUp, linkCmd, type Link } from '../net/link.ts';
+import { addRoute, byDependency, delRoute, describeRoute, routeKey, type Family, type Route } from '../net/route.ts';
+import { writeSysctl } from '../net/sysctl.ts';
+import { isValidIfname, type VlanSpec } from '../cli/values.ts';
+import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
+
+export interface BridgeRequest {
+  bridge?: string | undefined;
+  /** A device, `none` for a host-only bridge; undefined for the default-route device. */
+  netdev?: string | undefined;
+  vifnum?: number | undefined;
+  antispoof: boolean;
+  vlans: VlanSpec[];
+}
+
+/** What the planner needs besides links and routes. */
+export interface BridgeObserved {
+  host: HostState;
+  /** /proc/sys/net/bridge exists (br_netfilter loaded). */
+  brNetfilter: boolean;
+  /** Current values of BRIDGE_NF_SYSCTLS (undefined while br_netfilter is not loaded). */
+  sysctls: Record<string, string | undefined>;
+  /** FORWARD policy, read only when antispoof is asked for; undefined if iptables is unusable. */
+  forwardPolicy?: Policy | undefined;
+}
+
+export interface BridgeNames {
+  bridge: string;
+  /** null for a host-only bridge. */
+  netdev: string | null;
+  /** The device that becomes the bridge's port (p<netdev> when the bridge takes netdev's name). */
+  pdev: string | null;
+}
+
+export type StartDecision =
+  | { kind: 'noop'; message: string }
+  | { kind: 'plan'; names: BridgeNames; plan: Plan; warnings: string[] };
+
+
+export const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'] as const;
+export const FORWARD_POLICY_KEY = 'iptables:FORWARD-policy';
+
+export function antispoofTag(bridge: string): string {
+  return `xen-nethooks:network-bridge:${bridge}`;
+}
+
+export function resolveNames(req: BridgeRequest, host: HostState): BridgeNames {
+  const vifnum = req.vifnum ?? 0;
+  const netdev = req.netdev ?? defaultRouteDevice(host) ?? `eth${vifnum}`;
+  if (netdev === 'none') return { bridge: req.bridge ?? `xenbr${vifnum}`, netdev: null, pdev: null };
+  const bridge = req.bridge ?? netdev;
+  return { bridge, netdev, pdev: bridge === netdev ? `p${netdev}` : netdev };
+}
+
+interface IpConfig {
+  addrs: Address[];
+  routes: { family: Family; route: Route }[];
+}
+
+function ipConfigOf(host: HostState, link: Link): IpConfig {
+  return {
+    addrs: (link.addr_info ?? []).filter((a) => !isKernelGenerated(a)),
+    routes: [
+      ...byDependency(userRoutes(host, link.ifname, 4)).map((route) => ({ family: 4 as const, route })),
+      ...byDependency(userRoutes(host, link.ifname, 6)).map((route) => ({ family: 6 as const, route })),
+    ],
+  };
+}
+
+/**
+ * Takes addresses and routes off `dev`, one step each so that each can be put back: routes first
+ * (gateway routes before the prefix they depend on), then addresses, secondaries before their
+ * primary (deleting a primary would take its secondaries with it).
+ */
+function detachSteps(dev: string, cfg: IpConfig): Step[] {
+  const routeSteps = [...cfg.routes].reverse().map(({ family, route }) =>
+    step(`route-off:${dev}:${family}:${routeKey(route)}`, `take route ${describeRoute(route)} off ${dev}`,
+      [delRoute(route, family, dev)], [addRoute(route, family, dev)]),
+  );
+  const addrSteps = [...cfg.addrs].reverse().map((a) =>
+    step(`addr-off:${dev}:${cidrOf(a)}`, `take address ${cidrOf(a)} off ${dev}`, [delAddress(a, dev)], [addAddress(a, dev)]),
+  );
+  return [...routeSteps, ...addrSteps];
+}
+
+/** Puts an IP configuration observed on `from` onto `to`, in the order it was found. */
+function attachSteps(to: string, from: string, cfg: IpConfig): Step[] {
+  return [
+    ...cfg.addrs.map((a) =>
+      step(`addr-on:${to}:${cidrOf(a)}`, `put address ${cidrOf(a)} on ${to}`, [addAddress(a, to, from)], [delAddress(a, to)]),
+    ),
+    ...cfg.routes.map(({ family, route }) =>
+      step(`route-on:${to}:${family}:${routeKey(route)}`, `put route ${describeRoute(route)} on ${to}`,
+        [addRoute(route, family, to)], [delRoute(route, family, to)]),
+    ),
+  ];
+}
+
+/** Commands that make a VLAN device like `v` (id, protocol, flags, MAC, MTU, master, up) on `parent`. */
+function makeVlan(v: Link, parent: string): Command[] {
+  const data = v.linkinfo?.info_data ?? {};
+  const cmds: Command[] = [
+    linkCmd.addVlan(v.ifname, parent, {
+      id: Number(data.id),
+      ...(data.protocol ? { protocol: data.protocol } : {}),
+      ...(data.flags ? { flags: data.flags } : {}),
+      ...(v.address ? { mac: v.address } : {}),
+      mtu: v.mtu,
+    }),
+  ];
+  if (v.master) cmds.push(linkCmd.master(v.ifname, v.master));
+  if (isUp(v)) cmds.push(linkCmd.up(v.ifname));
+  return cmds;
+}
+
+function checkName(name: string, what: string, fix: string): void {
+  if (!isValidIfname(name)) throw new PlanError(`${what} '${name}' is not a valid interface name (1-15 bytes, no '/', ':' or spaces); ${fix}`);
+}
+
+export function planStart(req: BridgeRequest, obs: BridgeObserved): StartDecision {
+  if (req.bridge === 'null') return { kind: 'noop', message: 'bridge=null: nothing to do' };
+  const { host } = obs;
+  const names = resolveNames(req, host);
+  const { bridge, netdev, pdev } = names;
+  const steps: Step[] = [];
+  const warnings: string[] = [];
+  const existingBridge = findLink(host, bridge);
+  let nd: Link | undefined;
+
+  if (netdev === null) {
+    if (existingBridge) {
+      if (isBridge(existingBridge)) return { kind: 'noop', message: `bridge ${bridge} already exists; nothing to do` };
+      throw new PlanError(`bridge=${bridge}: a ${existingBridge.linkinfo?.info_kind ?? 'network'} device of that name exists; choose another bridge=`);
+    }
+    steps.push(step('bridge-add', `create host-only bridge ${bridge}`, [linkCmd.addBridge(bridge, {})], [linkCmd.del(bridge)]));
+    steps.push(step('bridge-up', `bring ${bridge} up`, [linkCmd.up(bridge)], [linkCmd.down(bridge)]));
+  } else {
+    nd = findLink(host, netdev);
+    const rename = bridge === netdev;
+    if (!nd) {
+      const port = pdev ? findLink(host, pdev) : undefined;
+      if (rename && port?.master === bridge) return { kind: 'noop', message: `${bridge} is already bridged over ${pdev}; nothing to do` };
+      const known = host.links.map((l) => l.ifname).filter((n) => n !== 'lo').join(', ');
+      throw new PlanError(
+        `netdev=${netdev}: no such device (devices here: ${known || 'none'}); set netdev= to dom0's uplink, or netdev=none for a host-only bridge`,
+      );
+    }
+    if (isBridge(nd)) {
+      const ports = portsOf(host, netdev).map((l) => l.ifname);
+      return { kind: 'noop', message: `${netdev} is already a bridge (ports: ${ports.join(', ') || 'none'}); nothing to do` };
+    }
+    if (nd.master) {
+      if (nd.master === bridge) return { kind: 'noop', message: `${netdev} is already a port of ${bridge}; nothing to do` };
+      throw new PlanError(`netdev=${netdev} is already enslaved to ${nd.master}; bridge ${nd.master} instead (netdev=${nd.master})`);
+    }
+    if (rename) {
+      checkName(pdev as string, `the physical device's new name`, `bridge=${netdev} renames netdev to p<netdev>: give the bridge another name (bridge=xenbr0) to keep ${netdev} as it is`);
+      if (findLink(host, pdev as string)) {
+        throw new PlanError(`cannot rename ${netdev} to ${pdev}: a device ${pdev} already exists; remove it or give the bridge another name (bridge=xenbr0)`);
+      }
+    } else if (existingBridge) {
+      throw new PlanError(
+        `bridge=${bridge}: a device of that name already exists (${existingBridge.linkinfo?.info_kind ?? 'device'}); network-bridge creates the bridge itself: remove it (ip link del ${bridge}) or choose another bridge=`,
+      );
+    }
+    for (const mp of multipathRoutesVia(host, netdev)) {
+      warnings.push(`multipath route ${mp.dst} has a nexthop through ${netdev} and is not moved; re-add it through ${bridge}`);
+    }
+
+    const kids = vlansOn(host, netdev);
+    const kidCfg = new Map(kids.map((k) => [k.ifname, ipConfigOf(host, k)]));
+    const cfg = ipConfigOf(host, nd);
+
+    // dom0's VLAN devices come off the physical device; they are remade on the bridge below.
+    for (const k of kids) {
+      steps.push(...detachSteps(k.ifname, kidCfg.get(k.ifname) as IpConfig));
+      steps.push(step(`vlan-off:${k.ifname}`, `remove VLAN device ${k.ifname} from ${netdev} (remade on ${bridge})`,
+        [linkCmd.del(k.ifname)], makeVlan(k, netdev)));
+    }
+    steps.push(...detachSteps(netdev, cfg));
+    if (rename) {
+      const mv = isUp(nd) ? linkCmd.renameLive : linkCmd.rename;
+      steps.push(step('netdev-rename', `rename ${netdev} to ${pdev}`, [mv(netdev, pdev as string)], [mv(pdev as string, netdev)]));
+    }
+    steps.push(step('bridge-add', `create bridge ${bridge} with ${netdev}'s MAC ${nd.address ?? '?'} and MTU ${nd.mtu}`,
+      [linkCmd.addBridge(bridge, { ...(nd.address ? { mac: nd.address } : {}), mtu: nd.mtu })], [linkCmd.del(bridge)]));
+    steps.push(step('port-add', `add ${pdev} to ${bridge}`, [linkCmd.master(pdev as string, bridge)], [linkCmd.nomaster(pdev as string)]));
+    if (isUp(nd)) {
+      steps.push(step('bridge-up', `bring ${bridge} up`, [linkCmd.up(bridge)], [linkCmd.down(bridge)]));
+    } else {
+      warnings.push(`${netdev} was down; ${bridge} is left down too`);
+    }
+    steps.push(...attachSteps(bridge, netdev, cfg));
+    for (const k of kids) {
+      steps.push(step(`vlan-on:${k.ifname}`, `make VLAN device ${k.ifname} on ${bridge} (dom0's side of the bridge)`,
+        makeVlan(k, bridge), [linkCmd.del(k.ifname)]));
+      steps.push(...attachSteps(k.ifname, k.ifname, kidCfg.get(k.ifname) as IpConfig));
+    }
+  }
+
+  for (const v of req.vlans) {
+    const name = `${bridge}.${v.id}`;
+    checkName(name, `VLAN device`, `use a shorter bridge= name`);
+    if (findLink(host, name)) throw new PlanError(`vlans=${v.id}: a device ${name} already exists; drop ${v.id} from vlans=`);
+    steps.push(step(`vlan-new:${name}`, `create VLAN ${v.id} as ${name} on ${bridge}`,
+      [linkCmd.addVlan(name, bridge, { id: v.id }), linkCmd.up(name)], [linkCmd.del(name)]));
+    for (const a of v.addresses) {
+      steps.push(step(`addr-on:${name}:${a}`, `put address ${a} on ${name}`,
+        [{ argv: ['ip', 'addr', 'add', a, 'dev', name] }], [{ argv: ['ip', 'addr', 'del', a, 'dev', name] }]));
+    }
+  }
+
+  if (req.antispoof) steps.push(...antispoofSteps(names, obs));
+  return { kind: 'plan', names, plan: { steps }, warnings };
+}
+
+/**
+ * antispoof=yes: bridged traffic goes through iptables (bridge-nf-call-*), the FORWARD policy
+ * becomes DROP, and traffic entering from the physical port is accepted; vif-bridge then accepts
+ * each guest's own addresses. Unlike the original, FORWARD is never flushed and all is undone.
+ */
+function antispoofSteps(names: BridgeNames, obs: BridgeObserved): Step[] {
+  if (obs.forwardPolicy === undefined) {
+    throw new PlanError('antispoof=yes needs a working iptables (iptables -S FORWARD failed): apt-get install iptables, or set antispoof=no');
+  }
+  const steps: Step[] = [];
+  if (!obs.brNetfilter) {
+    steps.push(step('br-netfilter', 'load br_netfilter so bridged traffic can be filtered', [{ argv: ['modprobe', 'br_netfilter'] }], []));
+  }
+  for (const key of BRIDGE_NF_SYSCTLS) {
+    // Unknown before br_netfilter is loaded; the module's own default is 1.
+    const previous = obs.sysctls[key] ?? '1';
+    steps.push(step(`sysctl:${key}`, `set ${key}=1 (was ${previous})`, [writeSysctl(key, '1')], [writeSysctl(key, previous)], `sysctl:${key}`));
+  }
+  if (names.pdev) {
+    const rule = ['-m', 'physdev', '--physdev-in', names.pdev, ...comment(antispoofTag(names.bridge)), '-j', 'ACCEPT'];
+    steps.push(step('antispoof-accept', `accept forwarded traffic entering from ${names.pdev}`,
+      [iptablesCmd.insert('FORWARD', rule)], [iptablesCmd.delete('FORWARD', rule)]));
+  }
+  steps.push(step('forward-policy', 'set the iptables FORWARD policy to DROP', [iptablesCmd.setPolicy('FORWARD', 'DROP')],
+    [iptablesCmd.setPolicy('FORWARD', obs.forwardPolicy)], FORWARD_POLICY_KEY));
+  return steps;
+}
+
+/** What start leaves in the state directory: exactly the steps it ran, so stop can reverse them. */
+export interface BridgeRecord {
+  version: 1;
+  bridge: string;
+  netdev: string | null;
+  pdev: string | null;
+  startedAt: string;
+  steps: Step[];
+}
+
+export interface StopDecision {
+  plan: Plan;
+  /** Other bridges' records that inherit a shared setting's original value, to be saved after. */
+  handOver: BridgeRecord[];
+}
+
+/**
+ * stop runs start's undo, last step first. A shared setting (sysctl, FORWARD policy) is put back
+ * only by the last bridge that needs it: while others still hold it, the oldest holder keeps the
+ * value from before any bridge, and the others simply stop holding it.
+ */
+export function planStop(record: BridgeRecord, others: readonly BridgeRecord[]): StopDecision {
+  const keep: Step[] = [];
+  const changed = new Map<string, BridgeRecord>();
+  for (const s of record.steps) {
+    if (s.shared === undefined) {
+      keep.push(s);
+      continue;
+    }
+    const holders = others
+      .filter((o) => o.steps.some((t) => t.shared === s.shared))
+      .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    if (holders.length === 0) {
+      keep.push(s);
+      continue;
+    }
+    const oldest = holders[0] as BridgeRecord;
+    if (record.startedAt <= oldest.startedAt) {
+      const heir = changed.get(oldest.bridge) ?? structuredClone(oldest);
+      for (const t of heir.steps) if (t.shared === s.shared) t.undo = s.undo;
+      changed.set(heir.bridge, heir);
+    }
+  }
+  return { plan: reversePlan(keep), handOver: [...changed.values()] };
+}
