@@ -10,7 +10,8 @@ export type OptionType =
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'cidr' }
   | { kind: 'mac' }
-  | { kind: 'vlans' };
+  | { kind: 'vlans' }
+  | { kind: 'cidrs' };
 
 /** A VLAN to create on dom0's side of a bridge: `30` or `30@192.0.2.1/24`. */
 export interface VlanSpec {
@@ -18,7 +19,7 @@ export interface VlanSpec {
   addresses: string[];
 }
 
-export type OptionValue = string | boolean | number | VlanSpec[];
+export type OptionValue = string | boolean | number | VlanSpec[] | string[];
 
 export class InvalidValue extends Error {}
 
@@ -39,6 +40,8 @@ export function describeType(t: OptionType): string {
       return 'an IPv4 or IPv6 address with an optional /prefix, e.g. 192.0.2.10/24 or 2001:db8::1/64';
     case 'mac':
       return 'a MAC address like 00:16:3e:12:34:56';
+    case 'cidrs':
+      return 'addresses separated by spaces or commas, each IPv4 or IPv6 with an optional /prefix, e.g. "192.0.2.10 2001:db8::10/128"';
     case 'vlans':
       return 'a comma-separated list of VLAN ids 1-4094, each optionally with @ADDRESS/PREFIX addresses, e.g. 30,40@192.0.2.1/24';
   }
@@ -120,6 +123,11 @@ export function parseValue(t: OptionType, raw: string): OptionValue {
     case 'mac':
       if (!isValidMac(raw)) throw bad();
       return raw.toLowerCase();
+    case 'cidrs': {
+      const list = raw.split(/[\s,]+/).filter(Boolean);
+      if (!list.every(isValidCidr)) throw bad();
+      return list;
+    }
     case 'vlans': {
       if (raw.trim() === '') return [];
       const seen = new Set<number>();

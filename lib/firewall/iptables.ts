@@ -31,3 +31,74 @@ export const iptablesCmd = {
 export function comment(tag: string): string[] {
   return ['-m', 'comment', '--comment', tag];
 }
+
+/**
+ * The layer-3 side of a vif's guard, for iptables and ip6tables: the original vif-bridge's ACCEPT
+ * rules (so guests work under network-bridge antispoof=yes, FORWARD policy DROP), gathered in a
+ * per-vif chain, and NOTRACK in the raw table so guest traffic stays out of conntrack. These
+ * match only when bridged traffic is passed to iptables (bridge-nf-call-iptables=1); the actual
+ * spoof filter is layer 2 (ebtables.ts), which needs no such setting.
+ */
+export interface VifL3 {
+  dev: string;
+  chain: string;
+  tag: string;
+  /** Source addresses to accept; undefined: accept any source (no antispoof). */
+  sources: string[] | undefined;
+  notrack: boolean;
+  /** IPv4 only: DHCP discovery from 0.0.0.0. */
+  dhcp: boolean;
+}
+
+function l3Lines(v: VifL3, op: '-I' | '-D'): { raw: string[]; filter: string[] } {
+  const pos = op === '-I' ? ' 1' : '';
+  const c = `-m comment --comment ${v.tag}`;
+  return {
+    raw: v.notrack ? [`${op} PREROUTING${pos} -m physdev --physdev-in ${v.dev} ${c} -j NOTRACK`] : [],
+    filter: [
+      `${op} FORWARD${pos} -m physdev --physdev-in ${v.dev} --physdev-is-bridged ${c} -j ${v.chain}`,
+      `${op} FORWARD${pos} -m physdev --physdev-out ${v.dev} --physdev-is-bridged ${c} -j ACCEPT`,
+    ],
+  };
+}
+
+export function l3Apply(family: 4 | 6, v: VifL3): Command {
+  const { raw, filter } = l3Lines(v, '-I');
+  const accepts = v.sources === undefined
+    ? [`-A ${v.chain} -j ACCEPT`]
+    : [
+        ...v.sources.map((s) => `-A ${v.chain} -s ${s} -j ACCEPT`),
+        ...(v.dhcp ? [`-A ${v.chain} -s 0.0.0.0/32 -p udp --sport 68 --dport 67 -j ACCEPT`] : []),
+        ...(family === 6 ? [`-A ${v.chain} -s fe80::/10 -j ACCEPT`] : []),
+      ];
+  const script = [
+    ...(raw.length ? ['*raw', ...raw, 'COMMIT'] : []),
+    '*filter', `:${v.chain} - [0:0]`, ...accepts, ...filter, 'COMMIT', '',
+  ].join('\n');
+  return { argv: [family === 4 ? 'iptables-restore' : 'ip6tables-restore', '-w', '--noflush'], input: script };
+}
+
+/** One transaction; if a piece is gone already, piecewise removal that tolerates that. */
+export function l3Remove(family: 4 | 6, v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>): Command {
+  const { raw, filter } = l3Lines({ ...v, sources: [], dhcp: false }, '-D');
+  const script = [
+    ...(raw.length ? ['*raw', ...raw, 'COMMIT'] : []),
+    '*filter', ...filter, `-F ${v.chain}`, `-X ${v.chain}`, 'COMMIT', '',
+  ].join('\n');
+  const bin = family === 4 ? 'iptables' : 'ip6tables';
+  const gone = ['does a matching rule exist', 'No chain/target/match by that name', 'Bad rule', 'does not exist'];
+  const piece = (table: string, line: string): Command => ({ argv: [bin, '-w', '-t', table, ...line.split(' ')], tolerate: gone });
+  return {
+    argv: [`${bin}-restore`, '-w', '--noflush'],
+    input: script,
+    fallback: {
+      when: [''],
+      commands: [
+        ...raw.map((l) => piece('raw', l)),
+        ...filter.map((l) => piece('filter', l)),
+        piece('filter', `-F ${v.chain}`),
+        piece('filter', `-X ${v.chain}`),
+      ],
+    },
+  };
+}

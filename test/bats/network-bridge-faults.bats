@@ -1,0 +1,131 @@
+#!/usr/bin/env bats
+# A failure at any step leaves the host as it was (issue 2, item 7). XEN_NETHOOKS_FAULT=<step id>
+# fails that step after its commands ran; for every step id of each plan (from --dry-run --json)
+# we compare the full state (links, addresses, routes, iptables, sysctls, state files) with the
+# state before the command.
+
+NF4=net.bridge.bridge-nf-call-iptables
+NF6=net.bridge.bridge-nf-call-ip6tables
+
+setup() {
+  load '../helpers/topology'
+  nb_setup
+  topo_dom0_lan
+  if [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
+    ip netns exec "$DOM0" sysctl -q -w "$NF4=0" "$NF6=0"
+  fi
+  ip netns exec "$DOM0" iptables -A FORWARD -s 10.1.1.0/24 -j ACCEPT
+}
+
+teardown() {
+  nb_teardown
+}
+
+# Everything a step could touch besides links, addresses and routes.
+other_state() {
+  fw_save
+  echo "## sysctl"
+  for k in "$NF4" "$NF6"; do echo "$k=$(nb_sysctl "$k" 2>/dev/null)"; done
+  echo "## state files"
+  state_files
+  echo "## lock files"
+  find "$XEN_NETHOOKS_LOCK_DIR" -type f 2>/dev/null | sort
+}
+
+# assert_other NAME: other_state equals the one saved as NAME.
+assert_other() {
+  other_state >"$NB_TMP/other-now"
+  run diff -u "$NB_TMP/other-$1" "$NB_TMP/other-now"
+  [[ $status -eq 0 ]] || fail "$2: iptables/sysctl/state differ from '$1':
+$output"
+}
+
+# fault_every_start_step ARGS...: start ARGS with each of its steps failing in turn.
+fault_every_start_step() {
+  local ids id n=0
+  snap_save before
+  other_state >"$NB_TMP/other-before"
+  ids=$(ip netns exec "$DOM0" "$NB_HOOK" start "$@" --dry-run --json | plan_ids)
+  [[ -n "$ids" ]] || fail "start $* --dry-run --json gave no steps"
+  while read -r id; do
+    n=$((n + 1))
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" "$NB_HOOK" start "$@"
+    [[ $status -eq 1 ]] || fail "fault at '$id': start exited $status, expected 1:
+$output"
+    [[ $output == *"injected fault"* ]] || fail "fault at '$id': no injected fault reported:
+$output"
+    [[ $output == *"rollback incomplete"* ]] && fail "fault at '$id': rollback incomplete:
+$output"
+    assert_snap before
+    assert_other before "fault at '$id'"
+  done <<<"$ids"
+  echo "# start $*: $n steps, each failed and rolled back" >&3
+  # The host is still fit for a real start and stop.
+  run nb_hook start "$@"
+  assert_success
+  run nb_hook stop
+  assert_success
+  assert_snap before
+  assert_other before "start+stop after the faults"
+}
+
+@test "start (eth0 renamed peth0, antispoof=yes): a fault at every step rolls back to the state before" {
+  fault_every_start_step antispoof=yes
+}
+
+@test "start bridge=xenbr1 (no rename): a fault at every step rolls back to the state before" {
+  fault_every_start_step netdev=eth0 bridge=xenbr1
+}
+
+@test "start netdev=none bridge=dmz antispoof=yes (host-only): a fault at every step rolls back" {
+  fault_every_start_step netdev=none bridge=dmz antispoof=yes
+}
+
+# fault_every_stop_step START-ARGS... -- STOP-ARGS...
+fault_every_stop_step() {
+  local start_args=() stop_args=() ids id n=0
+  while [[ $# -gt 0 && $1 != -- ]]; do start_args+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
+  stop_args=("$@")
+  snap_save before
+  other_state >"$NB_TMP/other-before"
+  run nb_hook start "${start_args[@]}"
+  assert_success
+  snap_save started
+  other_state >"$NB_TMP/other-started"
+  ids=$(ip netns exec "$DOM0" "$NB_HOOK" stop "${stop_args[@]}" --dry-run --json | plan_ids)
+  [[ -n "$ids" ]] || fail "stop --dry-run --json gave no steps"
+  while read -r id; do
+    n=$((n + 1))
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" "$NB_HOOK" stop "${stop_args[@]}"
+    [[ $status -eq 1 ]] || fail "fault at '$id': stop exited $status, expected 1:
+$output"
+    [[ $output == *"injected fault"* ]] || fail "fault at '$id': no injected fault reported:
+$output"
+    [[ $output == *"rollback incomplete"* ]] && fail "fault at '$id': rollback incomplete:
+$output"
+    assert_snap started
+    assert_other started "fault at '$id'"
+  done <<<"$ids"
+  echo "# stop after start ${start_args[*]}: $n steps, each failed and rolled back" >&3
+  # A real stop still works and restores the state before start.
+  run nb_hook stop "${stop_args[@]}"
+  assert_success
+  assert_snap before
+  assert_other before "real stop after the faults"
+}
+
+@test "stop (eth0/peth0, antispoof=yes): a fault at every step leaves the bridge intact; a real stop then works" {
+  fault_every_stop_step antispoof=yes
+}
+
+@test "stop bridge=xenbr1: a fault at every step leaves the bridge intact; a real stop then works" {
+  fault_every_stop_step netdev=eth0 bridge=xenbr1 -- bridge=xenbr1
+}
+
+@test "an unknown XEN_NETHOOKS_FAULT id is ignored (the ids tested above are real)" {
+  run env XEN_NETHOOKS_FAULT=no-such-step ip netns exec "$DOM0" "$NB_HOOK" start
+  assert_success
+  run nb_hook stop
+  assert_success
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The whole test suite (`npm test`): Debian packages, build, typecheck, unit tests, bats suites.
+#
+#   bash test/run.sh                      everything
+#   bash test/run.sh test/bats/foo.bats   build, typecheck, unit tests, then only these bats files
+#
+# Must run as root: the bats suites build network namespaces. Missing Debian packages are
+# installed with apt-get (or, if that is impossible, the exact apt-get line is printed).
+# Ends with one line `N passed, N failed[, N skipped]` counting unit tests and bats tests; a
+# stage that fails as a whole (build, typecheck, a bats file that dies before reporting its tests)
+# counts as one failure there, and is named on the line before. Exit 0 only if nothing failed.
+#
+# Environment: TEST_FILE_TIMEOUT  seconds one bats file may take before it is stopped (1200).
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+
+if [[ -t 1 ]]; then bold=$'\e[1m' red=$'\e[31m' off=$'\e[0m'; else bold='' red='' off=''; fi
+stage() { printf '\n%s=== %s%s\n' "$bold" "$*" "$off"; }
+fatal() { printf '%stest/run.sh: %s%s\n' "$red" "$*" "$off" >&2; exit 1; }
+
+passed=0 failed=0 skipped=0
+broken=()   # stages that failed as a whole
+tmp=$(mktemp -d /tmp/xen-nethooks-test.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+summary() {
+  local line="$passed passed, $failed failed"
+  ((skipped > 0)) && line+=", $skipped skipped"
+  echo
+  if ((${#broken[@]} > 0)); then
+    echo "failed stages (each counted as 1 failure): ${broken[*]}"
+  fi
+  # The closing line, plain and alone on stdout.
+  echo "$line"
+}
+
+# --- root ---------------------------------------------------------------------------------------
+if [[ $(id -u) -ne 0 ]]; then
+  fatal "must run as root: the tests create network namespaces, bridges and firewall rules (sudo npm test)"
+fi
+
+# --- Debian packages ----------------------------------------------------------------------------
+packages=(iproute2 iptables nftables ebtables iputils-ping tcpdump bridge-utils util-linux procps
+  busybox dnsmasq-base xenstore-utils python3-scapy arping ethtool)
+stage "Debian packages"
+missing=()
+for p in "${packages[@]}"; do
+  if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then missing+=("$p"); fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "all ${#packages[@]} present: ${packages[*]}"
+else
+  apt_line="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  echo "missing: ${missing[*]}"
+  echo "+ $apt_line"
+  if ! command -v apt-get >/dev/null; then
+    fatal "apt-get is not available; install the packages with: $apt_line"
+  fi
+  if ! { apt-get update </dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" </dev/null; }; then
+    fatal "installing the packages failed; run it by hand: $apt_line"
+  fi
+  for p in "${missing[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] ||
+      fatal "$p is still not installed after apt-get; run it by hand: $apt_line"
+  done
+fi
+
+# --- node_modules, build, typecheck ---------------------------------------------------------------
+if [[ ! -d node_modules ]]; then
+  stage "npm ci (node_modules is missing)"
+  npm ci --no-audit --no-fund || fatal "npm ci failed"
+fi
+
+stage "build (npm run build)"
+if ! npm run --silent build; then
+  broken+=(build)
+  failed=$((failed + 1))
+  echo "the build failed: not running the tests, they would only test a missing dist/"
+  summary
+  exit 1
+fi
+
+stage "typecheck (npm run typecheck)"
+if npm run --silent typecheck; then
+  echo "typecheck clean"
+else
+  broken+=(typecheck)
+  failed=$((failed + 1))
+fi
+
+# --- unit tests (node's test runner, via tsx) -----------------------------------------------------
+stage "unit tests (test/unit/*.test.ts)"
+shopt -s nullglob
+units=(test/unit/*.test.ts)
+shopt -u nullglob
+if ((${#units[@]} == 0)); then
+  echo "no unit test files in test/unit/: 0 unit tests run"
+else
+  # The same runner as `npm run test:unit`, with a second, TAP reporter to a file to count from.
+  node --import tsx --test \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tmp/unit.tap" \
+    "${units[@]}"
+  urc=$?
+  # The TAP reporter's closing comments: "# pass N", "# fail N", "# skipped N", "# todo N".
+  tapnum() { awk -v k="$1" '$1 == "#" && $2 == k { n = $3 } END { print n + 0 }' "$tmp/unit.tap" 2>/dev/null || echo 0; }
+  upass=$(tapnum pass) ufail=$(tapnum fail) uskip=$(($(tapnum skipped) + $(tapnum todo))) ucancel=$(tapnum cancelled)
+  ufail=$((ufail + ucancel))
+  if ((urc != 0 && ufail == 0)); then
+    broken+=(unit-tests)
+    ufail=1
+  fi
+  echo "unit tests: $upass passed, $ufail failed, $uskip skipped"
+  passed=$((passed + upass)) failed=$((failed + ufail)) skipped=$((skipped + uskip))
+fi
+
+# --- bats suites, one file after the other --------------------------------------------------------
+stage "bats suites (test/bats/*.bats)"
+bats=node_modules/bats/bin/bats
+if (($# > 0)); then
+  files=("$@")
+else
+  shopt -s nullglob
+  files=(test/bats/*.bats)
+  shopt -u nullglob
+fi
+if ((${#files[@]} == 0)); then
+  echo "no bats files in test/bats/: 0 bats tests run"
+fi
+timeout_s=${TEST_FILE_TIMEOUT:-1200}
+for f in "${files[@]}"; do
+  printf '\n%s--- %s%s\n' "$bold" "$f" "$off"
+  if [[ ! -f $f ]]; then
+    echo "no such file: $f"
+    broken+=("$f")
+    failed=$((failed + 1))
+    continue
+  fi
+  out=$tmp/$(basename "$f").tap
+  timeout -k 30 "$timeout_s" "$bats" --formatter tap "$f" </dev/null 2>&1 | tee "$out"
+  brc=${PIPESTATUS[0]}
+  plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | head -n 1)
+  fok=$(grep -Ec '^ok [0-9]+ ' "$out")
+  fskip=$(grep -Ec '^ok [0-9]+ .*# skip' "$out")
+  fnot=$(grep -Ec '^not ok [0-9]+ ' "$out")
+  fpass=$((fok - fskip))
+  # Tests the plan announced but that never reported (bats killed or crashed) count as failed.
+  if [[ -n $plan ]] && ((fok + fnot < plan)); then
+    echo "# $f: $((plan - fok - fnot)) of $plan tests did not report"
+    fnot=$((fnot + plan - fok - fnot))
+  fi
+  if ((brc == 124 || brc == 137)); then echo "# $f: stopped after ${timeout_s} s (TEST_FILE_TIMEOUT)"; fi
+  if ((brc != 0 && fnot == 0)); then
+    broken+=("$f")
+    fnot=1
+  fi
+  echo "# $f: $fpass passed, $fnot failed, $fskip skipped"
+  passed=$((passed + fpass)) failed=$((failed + fnot)) skipped=$((skipped + fskip))
+done
+
+summary
+((failed == 0))
