@@ -23,7 +23,7 @@ const spec: HookSpec = {
     { key: 'mac', type: { kind: 'mac' }, description: "The guest's MAC (xenstore `mac` wins); the only source MAC it may use." },
     { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's." },
     { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },
-    { key: 'firewall', type: { kind: 'enum', values: ['iptables', 'nft', 'none'] }, default: 'iptables', description: 'Firewall backend: iptables (with ebtables for layer 2), nft (planned), none.' },
+    { key: 'firewall', type: { kind: 'enum', values: ['iptables', 'nft', 'none'] }, default: 'iptables', description: 'Firewall backend: iptables (iptables-restore + ebtables-restore; works with network-bridge antispoof=yes), nft (one nft transaction in a bridge-family table; needs the iptables FORWARD policy ACCEPT), none.' },
     { key: 'antispoof', type: { kind: 'bool' }, default: 'yes', description: "Drop what the guest sends from addresses, MACs or ARP identities not its own, DHCP server and router-advertisement traffic. Without `ip`, only the MAC is enforced." },
     { key: 'notrack', type: { kind: 'bool' }, default: 'yes', description: "Keep the guest's traffic out of dom0's conntrack table (raw table NOTRACK)." },
   ],

@@ -35,7 +35,9 @@ export class CommandError extends Error {
   readonly exitCode: number;
   readonly stderr: string;
   constructor(command: Command, exitCode: number, stderr: string) {
-    super(`${formatCommand(command)} exited ${exitCode}${stderr ? `: ${stderr.trim()}` : ''}`);
+    // The command line without its standard input: that can be a whole ruleset, and this
+    // message ends up in xenstore's hotplug-error and xl's output; the log has the input.
+    super(`${formatCommand({ argv: command.argv })} exited ${exitCode}${stderr ? `: ${stderr.trim()}` : ''}`);
     this.name = 'CommandError';
     this.command = command;
     this.exitCode = exitCode;

@@ -325,17 +325,26 @@ function entries(pairs: Pairs): Array<readonly [string, string]> {
 }
 
 /**
+ * The one xenstore-write run that writes every pair, as data (for a plan's steps, which the
+ * executor runs and --dry-run shows). Paths resolved, values escaped so they are stored exactly;
+ * "--" so that a value such as "-1" is not read as an option.
+ */
+export function writeCommand(pairs: Pairs): Command {
+  const list = entries(pairs).map(([k, v]) => [absolutePath(k), escapeValue(v)] as const);
+  if (list.length === 0) throw new Error('writeCommand: nothing to write');
+  return { argv: ['xenstore-write', '--', ...list.flat()] };
+}
+
+/**
  * Writes every pair in one client run, which (for more than one pair) is one xenstore
  * transaction: either all keys are written or none. Parents are created as needed.
  */
 export async function write(pairs: Pairs, opts?: XenstoreOptions): Promise<void> {
-  const list = entries(pairs).map(([k, v]) => [absolutePath(k), v] as const);
+  const list = entries(pairs);
   if (list.length === 0) return;
-  // "--": a value such as "-1" would otherwise be read as an option.
-  const argv = ['xenstore-write', '--', ...list.flatMap(([k, v]) => [k, escapeValue(v)])];
-  const r = await run(client(argv, opts));
+  const r = await run(client([...writeCommand(list).argv], opts));
   if (r.exitCode !== 0) {
-    const first = list[0]![0];
+    const first = absolutePath(list[0]![0]);
     throw new XenstoreError('write', failedPath(r.stderr, first), classify(r.stderr) === 'unavailable' ? 'unavailable' : 'failed', r.stderr);
   }
 }

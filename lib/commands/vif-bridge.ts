@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Flags, Invocation } from '../cli/args.ts';
 import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue } from '../cli/values.ts';
-import { run, type Command } from '../exec.ts';
+import { run } from '../exec.ts';
 import { execute, renderPlan } from '../executor.ts';
 import type { FirewallBackend } from '../firewall/guard.ts';
 import { withLock } from '../lock.ts';
@@ -16,7 +16,7 @@ import { observeHost } from '../net/host.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import { planOffline, planOnline, targetName, type TypeIf, type VifCommand, type VifRequest } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
-import { absolutePath, escapeValue, frontendPathOf, readDir, tapBackendPath, XenstoreError } from '../xenstore.ts';
+import { absolutePath, frontendPathOf, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
 
@@ -43,9 +43,6 @@ export interface Context {
 /** A failure to report through xenstore (hotplug-error) as well as stderr. */
 class VifFailure extends Error {}
 
-function xenstoreWrite(pairs: [string, string][]): Command {
-  return { argv: ['xenstore-write', '--', ...pairs.flatMap(([k, v]) => [absolutePath(k), escapeValue(v)])] };
-}
 
 function requestFrom(ctx: Context, command: VifCommand, typeIf: TypeIf, dev: string, xs: ReadonlyMap<string, string>): VifRequest {
   const o = new Map(ctx.inv.options);
@@ -151,7 +148,7 @@ export async function vifBridge(ctx: Context): Promise<number> {
     const host = await observeHost();
     const frontend = frontendPathOf(backend, xs);
     const online = planOnline(req, host, (mtu) =>
-      [xenstoreWrite([[`${frontend}/mtu`, String(mtu)], ...(typeIf === 'vif' ? [[`${backend}/hotplug-status`, 'connected'] as [string, string]] : [])])],
+      [writeCommand([[`${frontend}/mtu`, String(mtu)], ...(typeIf === 'vif' ? [[`${backend}/hotplug-status`, 'connected'] as [string, string]] : [])])],
     );
     for (const w of online.warnings) out.say(`warning: ${w}`);
     if (ctx.flags.dryRun) {
@@ -168,7 +165,7 @@ export async function vifBridge(ctx: Context): Promise<number> {
     const message = (e as Error).message;
     out.log.error({ error: message }, `${command} failed`);
     if (!ctx.flags.dryRun) {
-      const r = await run(xenstoreWrite([[`${backend}/hotplug-error`, message], [`${backend}/hotplug-status`, 'error']]));
+      const r = await run(writeCommand([[`${backend}/hotplug-error`, message], [`${backend}/hotplug-status`, 'error']]));
       if (r.exitCode !== 0) out.say(`warning: could not report the error to xenstore: ${r.stderr.trim()}`);
     }
     throw e;

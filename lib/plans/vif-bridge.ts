@@ -7,6 +7,7 @@ import type { Command } from '../exec.ts';
 import { ebtablesApply, ebtablesRemove } from '../firewall/ebtables.ts';
 import { chainName, splitAddresses, tag, type FirewallBackend, type VifGuard } from '../firewall/guard.ts';
 import { l3Apply, l3Remove } from '../firewall/iptables.ts';
+import { nftApply, nftRemove } from '../firewall/nft.ts';
 import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
@@ -79,7 +80,7 @@ function guardOf(req: VifRequest, dev: string): VifGuard {
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
 export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply: Command[]; remove: Command[] } {
   if (backend === 'none') return { apply: [], remove: [] };
-  if (backend === 'nft') throw new PlanError('firewall=nft is not implemented yet; use firewall=iptables (the default) or firewall=none');
+  if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack) };
   const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev), notrack: g.notrack };
   return {
     apply: [
@@ -93,6 +94,7 @@ export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply
 
 export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean): Command[] {
   if (backend === 'none') return [];
+  if (backend === 'nft') return [nftRemove(dev, notrack)];
   const base = { dev, chain: chainName(dev), tag: tag(dev), notrack };
   return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base)];
 }
@@ -129,6 +131,11 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
   const dev = targetName(req);
   if (!isValidIfname(dev)) {
     throw new PlanError(`vifname=${req.vifname}: '${dev}' is not a valid interface name (at most 15 bytes${req.typeIf === 'tap' ? ', -emu included' : ''}, no '/', ':' or spaces)`);
+  }
+  // The name goes into ruleset scripts (ebtables/iptables-restore, nft -f): keep it to characters
+  // none of their parsers treat specially.
+  if (req.firewall !== 'none' && !/^[A-Za-z0-9_.-]+$/.test(dev)) {
+    throw new PlanError(`device name '${dev}' has characters the firewall cannot take (letters, digits, '_', '.', '-' only): choose another vifname, or set firewall=none`);
   }
   const steps: Step[] = [];
   if (!link) {

@@ -29,6 +29,14 @@ ip_facts() {
   assert_output "veth eth0 $NB_MAC $NB_MTU true"
   run bash -c "bridge -n $DOM0 -j link show | node $NB_SNAPSHOT eval 'd.map((p) => p.ifname + \"@\" + p.master + \":\" + p.state).join(\" \")'"
   assert_output "peth0@eth0:forwarding"
+
+  # The MAC is the bridge's own, not inherited from its lowest port: a port with a lower MAC
+  # joining (a guest's vif) must not change dom0's address.
+  ip -n "$DOM0" link add vifx address 00:00:00:00:00:01 type veth peer name vifx-peer
+  ip -n "$DOM0" link set vifx master eth0
+  run bash -c "ip -n $DOM0 -j link show eth0 | node $NB_SNAPSHOT eval 'd[0].address'"
+  assert_output "$NB_MAC"
+  ip -n "$DOM0" link del vifx
 }
 
 @test "start: every address (label, secondary, IPv6) and route (all tables, metric/src/mtu/onlink) is on the bridge" {

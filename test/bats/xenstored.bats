@@ -349,6 +349,10 @@ error
   grep -q '"payload":"/only/here\\u0000"' "$XENSTORED_LOG"
   run env -u XENSTORED_PATH node --import tsx "$ROOT/test/xenstored/xslib.ts" read /only/here
   assert_failure
+  # An env given to the module wins over process.env (the client then runs under env(1)).
+  XENSTORED_PATH=/nonexistent run xslib read-via "$XENSTORED_PATH" /only/here
+  assert_success
+  [[ "$(json result)" == yes ]]
 }
 
 @test "a vif-bridge online costs two client runs: backend dir, then frontend mtu + hotplug-status" {
@@ -386,4 +390,20 @@ error
   for i in "${pids[@]}"; do wait "$i"; done
   run bash -c 'xenstore-ls -f /local/domain/0/backend/vif | grep -c "hotplug-status = \"connected\""'
   assert_output 32
+}
+
+@test "a directory too big for one reply: the clients fall back to DIRECTORY_PART" {
+  local args=() i
+  for i in $(seq 0 299); do args+=("/big/key-number-$(printf %04d "$i")" "$i"); done
+  xenstore-write -- "${args[@]}"
+  run bash -c 'xenstore-list /big | wc -l'
+  assert_output 300
+  run xenstore-list /big
+  assert_line --index 0 key-number-0000
+  assert_line --index 299 key-number-0299
+  grep -q '"dir":"reply","type":"ERROR",.*"payload":"E2BIG\\u0000"' "$XENSTORED_LOG"
+  grep -q '"dir":"request","type":"DIRECTORY_PART"' "$XENSTORED_LOG"
+  run xslib read-dir /big
+  assert_success
+  [[ "$(json result.key-number-0299)" == 299 ]]
 }

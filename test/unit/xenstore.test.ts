@@ -14,6 +14,7 @@ import {
   tapBackendPath,
   unsanitiseBytes,
   unsanitiseValue,
+  writeCommand,
   XenstorePathError,
 } from '../../lib/xenstore.ts';
 
@@ -167,5 +168,21 @@ describe('parseLsFlat (xenstore-ls -f output)', () => {
     assert.throws(() => parseLsFlat('/elsewhere/a = "1"\n', dir), /outside/);
     // Without -f the client prints indented basenames: not this format.
     assert.throws(() => parseLsFlat(' mac = "x"\n', dir));
+  });
+});
+
+describe('writeCommand', () => {
+  it('is one xenstore-write with resolved paths and escaped values, options ended by --', () => {
+    assert.deepEqual(
+      writeCommand([
+        ['backend/vif/1/0/hotplug-error', 'line 1\nline "2" \\'],
+        ['/local/domain/1/device/vif/0/mtu', '-1'],
+      ]).argv,
+      ['xenstore-write', '--', '/local/domain/0/backend/vif/1/0/hotplug-error', 'line 1\\nline "2" \\\\', '/local/domain/1/device/vif/0/mtu', '-1'],
+    );
+    assert.deepEqual(writeCommand({ '/a': 'b' }).argv, ['xenstore-write', '--', '/a', 'b']);
+    assert.deepEqual(writeCommand(new Map([['/a', '']])).argv, ['xenstore-write', '--', '/a', '']);
+    assert.throws(() => writeCommand([]), /nothing to write/);
+    assert.throws(() => writeCommand([['bad path', 'x']]), XenstorePathError);
   });
 });

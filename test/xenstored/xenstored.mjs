@@ -102,6 +102,9 @@ function initialStore() {
   const store = new Map();
   store.set('/', newNode(Buffer.alloc(0), ['n0']));
   for (const p of ['/local', '/local/domain', DOM0_HOME, '/tool']) createNode(store, p, Buffer.alloc(0));
+  // What xen-init-dom0 writes at boot, before any guest exists.
+  createNode(store, `${DOM0_HOME}/domid`, Buffer.from('0'));
+  createNode(store, `${DOM0_HOME}/name`, Buffer.from('Domain-0'));
   return store;
 }
 

@@ -3,6 +3,7 @@
  * prints one JSON line, {"ok":true,"result":…} or {"ok":false,"error":{…}} (exit 1).
  *
  *   read-dir PATH | read PATH | read-optional PATH | exists PATH
+ *   read-via SOCKET PATH     read with XenstoreOptions.env = {XENSTORED_PATH: SOCKET}
  *   write PATH VALUE [PATH VALUE…] | rm PATH… | frontend BACKEND | tap IFNAME
  *   vif-online BACKEND MTU   what vif-bridge online does to xenstore: read the backend
  *                            directory, then write the frontend mtu and hotplug-status
@@ -19,6 +20,9 @@ async function main(op: string | undefined, args: string[]): Promise<unknown> {
       return Object.fromEntries(await xs.readDir(one()));
     case 'read':
       return xs.read(one());
+    case 'read-via':
+      if (args[1] === undefined) throw new Error('read-via needs a socket and a path');
+      return xs.read(args[1], { env: { XENSTORED_PATH: args[0] } });
     case 'read-optional':
       return (await xs.readOptional(one())) ?? null;
     case 'exists':
