@@ -2,6 +2,7 @@
  * The value types a hook option can have, each with its parser and the sentence an error shows
  * ("what is accepted"), so that every rejection names the key, the value and the fix.
  */
+import { parseIpv4Net } from '../net/ipv4.ts';
 
 export type OptionType =
   | { kind: 'ifname'; special?: readonly string[] }
@@ -9,6 +10,7 @@ export type OptionType =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'cidr' }
+  | { kind: 'ipv4net' }
   | { kind: 'mac' }
   | { kind: 'vlans' }
   | { kind: 'cidrs' };
@@ -38,6 +40,8 @@ export function describeType(t: OptionType): string {
       return `one of ${t.values.join(', ')}`;
     case 'cidr':
       return 'an IPv4 or IPv6 address with an optional /prefix, e.g. 192.0.2.10/24 or 2001:db8::1/64';
+    case 'ipv4net':
+      return 'an IPv4 network with its prefix length and no host bits set, e.g. 10.0.0.0/16';
     case 'mac':
       return 'a MAC address like 00:16:3e:12:34:56';
     case 'cidrs':
@@ -120,6 +124,12 @@ export function parseValue(t: OptionType, raw: string): OptionValue {
     case 'cidr':
       if (!isValidCidr(raw)) throw bad();
       return raw;
+    case 'ipv4net': {
+      const [addr = '', prefix] = raw.split('/');
+      if (!isIPv4(addr) || prefix === undefined || !isValidCidr(raw)) throw bad();
+      if (parseIpv4Net(raw).network !== addr) throw bad();
+      return raw;
+    }
     case 'mac':
       if (!isValidMac(raw)) throw bad();
       return raw.toLowerCase();

@@ -21,6 +21,9 @@ export const iptablesCmd = {
   setPolicy: (chain: string, policy: Policy, family: 4 | 6 = 4) => ipt(family, '-P', chain, policy),
   insert: (chain: string, rule: readonly string[], family: 4 | 6 = 4, table: Table = 'filter') =>
     ipt(family, '-t', table, '-I', chain, '1', ...rule),
+  /** Exits 0 if the rule is there. */
+  check: (chain: string, rule: readonly string[], family: 4 | 6 = 4, table: Table = 'filter') =>
+    ipt(family, '-t', table, '-C', chain, ...rule),
   delete: (chain: string, rule: readonly string[], family: 4 | 6 = 4, table: Table = 'filter'): Command => ({
     ...ipt(family, '-t', table, '-D', chain, ...rule),
     // Gone already (removed by hand, or a flush): what we wanted.
@@ -99,6 +102,30 @@ export function l3Remove(family: 4 | 6, v: Pick<VifL3, 'dev' | 'chain' | 'tag' |
         piece('filter', `-F ${v.chain}`),
         piece('filter', `-X ${v.chain}`),
       ],
+    },
+  };
+}
+
+/** What iptables answers when a rule or chain to be removed is gone already. */
+export const IPTABLES_GONE = ['does a matching rule exist', 'No chain/target/match by that name', 'Bad rule', 'does not exist'];
+
+/** An iptables-restore (ip6tables-restore) run that adds to the tables and flushes nothing. */
+export function restoreCmd(family: 4 | 6, script: string): Command {
+  return { argv: [family === 4 ? 'iptables-restore' : 'ip6tables-restore', '-w', '--noflush'], input: script };
+}
+
+/**
+ * Removal lines (-D, -F, -X) for one table as one transaction. Should a piece be gone already
+ * (removed by hand), the transaction fails as a whole and each line is retried on its own,
+ * tolerating what is missing, so that removal always finishes.
+ */
+export function removeInOneGo(family: 4 | 6, table: Table, lines: readonly string[]): Command {
+  const bin = family === 4 ? 'iptables' : 'ip6tables';
+  return {
+    ...restoreCmd(family, [`*${table}`, ...lines, 'COMMIT', ''].join('\n')),
+    fallback: {
+      when: [''],
+      commands: lines.map((l) => ({ argv: [bin, '-w', '-t', table, ...l.split(' ')], tolerate: IPTABLES_GONE })),
     },
   };
 }

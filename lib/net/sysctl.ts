@@ -2,8 +2,17 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from '../exec.ts';
 
+/**
+ * A key is dotted (net.ipv4.ip_forward) or, when a part holds dots itself as interface names
+ * do (vif1.0), slashed (net/ipv4/conf/vif1.0/proxy_arp): sysctl(8) reads both forms.
+ */
 export function sysctlPath(key: string): string {
-  return `/proc/sys/${key.replace(/\./g, '/')}`;
+  return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
+}
+
+/** A per-interface key, e.g. devSysctl(4, 'vif1.0', 'proxy_arp'), in the slashed form. */
+export function devSysctl(family: 4 | 6, dev: string, name: string): string {
+  return `net/ipv${family}/conf/${dev}/${name}`;
 }
 
 /** The current value, or undefined where the kernel has no such parameter. */

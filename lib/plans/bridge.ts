@@ -166,6 +166,9 @@ export function planStart(req: BridgeRequest, obs: BridgeObserved): StartDecisio
         `netdev=${netdev}: no such device (devices here: ${known || 'none'}); set netdev= to dom0's uplink, or netdev=none for a host-only bridge`,
       );
     }
+    if (nd.flags.includes('LOOPBACK')) {
+      throw new PlanError(`netdev=${netdev} is the loopback device, which cannot be bridged; set netdev= to dom0's uplink, or netdev=none for a host-only bridge`);
+    }
     if (isBridge(nd)) {
       const ports = portsOf(host, netdev).map((l) => l.ifname);
       return { kind: 'noop', message: `${netdev} is already a bridge (ports: ${ports.join(', ') || 'none'}); nothing to do` };

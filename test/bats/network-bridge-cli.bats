@@ -59,7 +59,7 @@ VLAN_RULE="a comma-separated list of VLAN ids 1-4094"
 
 @test "malformed vlans, antispoof and vifnum exit 2 naming key, value and what is accepted" {
   local v
-  for v in 0 4095 x 10,10 10@300.1.1.1/24 10@192.0.2.1 10@192.0.2.1/33 ,; do
+  for v in 0 4095 x 10,10 10@300.1.1.1/24 10@192.0.2.1 10@192.0.2.1/33 ","; do
     usage_error "invalid vlans=\"$v\"" "$VLAN_RULE" -- start "vlans=$v"
   done
   usage_error 'invalid antispoof="maybe"' "expected yes or no" -- start antispoof=maybe

@@ -129,3 +129,48 @@ $output"
   run nb_hook stop
   assert_success
 }
+
+@test "a real failure (vlans= on this kernel without 8021q) is rolled back completely, naming the command" {
+  local probe
+  probe=$(nb_netns probe)
+  ip -n "$probe" link add pv0 type veth peer name pv1
+  if ip -n "$probe" link add link pv0 name pv0.5 type vlan id 5 2>/dev/null; then
+    skip "this kernel has 8021q: no real failure to provoke here (vlans= is proven in the VM tier)"
+  fi
+  snap_save before
+  other_state >"$NB_TMP/other-before"
+  run nb_hook start antispoof=yes vlans=30
+  assert_failure 1
+  assert_output --partial "ip link add link eth0 name eth0.30 type vlan"
+  assert_output --partial "every completed step was rolled back"
+  assert_snap before
+  assert_other before "the failed vlans= start"
+}
+
+@test "refusals change nothing: loopback netdev, p<netdev> too long, bridge name taken, netdev enslaved" {
+  snap_save before
+  other_state >"$NB_TMP/other-before"
+  run nb_hook start netdev=lo bridge=xenbr0
+  assert_failure 1
+  assert_output --partial "netdev=lo is the loopback device"
+  assert_snap before
+  ip -n "$DOM0" link add abcdefghijklmno type veth peer name q0
+  snap_save before
+  run nb_hook start netdev=abcdefghijklmno
+  assert_failure 1
+  assert_output --partial "'pabcdefghijklmno' is not a valid interface name"
+  assert_output --partial "give the bridge another name (bridge=xenbr0)"
+  assert_snap before
+  run nb_hook start netdev=eth0 bridge=q0
+  assert_failure 1
+  assert_output --partial "bridge=q0: a device of that name already exists"
+  assert_snap before
+  ip -n "$DOM0" link add brx type bridge
+  ip -n "$DOM0" link set q0 master brx
+  snap_save before
+  run nb_hook start netdev=q0 bridge=xenbr0
+  assert_failure 1
+  assert_output --partial "netdev=q0 is already enslaved to brx"
+  assert_snap before
+  assert_other before "the refusals"
+}

@@ -17,40 +17,54 @@ ping_summary() {
   sed -n -E 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$1"
 }
 
-@test "a 10 ms ping (IPv4 and IPv6) from lan to dom0 loses at most 10 packets across start and stop" {
-  local p4 p6 lanmac
+# ping_across CMD: 10 ms pings (IPv4 and IPv6) from lan to dom0 while `network-bridge CMD` runs;
+# returns 1 (with the counts in LOSS) if either lost more than 10 packets.
+ping_across() {
+  local cmd=$1 p4 p6
+  rm -f "$NB_TMP/ping4.out" "$NB_TMP/ping6.out"
   nb_bg ip netns exec "$LAN" ping -n -i 0.01 "$NB_DOM0_IP" >"$NB_TMP/ping4.out" 2>&1
   p4=$NB_LAST_PID
   nb_bg ip netns exec "$LAN" ping -6 -n -i 0.01 "$NB_DOM0_IP6" >"$NB_TMP/ping6.out" 2>&1
   p6=$NB_LAST_PID
-  # Both answer before we start.
-  wait_until 5 grep -q 'icmp_seq=20 ' "$NB_TMP/ping4.out" || fail "no IPv4 ping replies before start: $(cat "$NB_TMP/ping4.out")"
-  wait_until 5 grep -q 'icmp_seq=20 ' "$NB_TMP/ping6.out" || fail "no IPv6 ping replies before start: $(cat "$NB_TMP/ping6.out")"
-
-  run nb_hook start
+  # Both answer before the hook runs.
+  wait_until 5 grep -q 'icmp_seq=20 ' "$NB_TMP/ping4.out" || fail "no IPv4 ping replies before $cmd: $(cat "$NB_TMP/ping4.out")"
+  wait_until 5 grep -q 'icmp_seq=20 ' "$NB_TMP/ping6.out" || fail "no IPv6 ping replies before $cmd: $(cat "$NB_TMP/ping6.out")"
+  run nb_hook "$cmd"
   assert_success
-  sleep 0.5
-  # The replies now really cross the bridge: it learnt lan0's MAC on the port.
-  lanmac=$(ip -n "$LAN" -j link show lan0 | nb_eval 'd[0].address')
-  run bridge -n "$DOM0" fdb show br eth0
-  assert_output --partial "$lanmac dev peth0"
-  run nb_hook stop
-  assert_success
-  sleep 0.5
-
-  kill -0 "$p4" && kill -0 "$p6" || fail "ping ended before the test did"
+  sleep 0.3
+  kill -0 "$p4" && kill -0 "$p6" || fail "ping ended before $cmd did"
   kill -INT "$p4" "$p6"
   wait "$p4" || true
   wait "$p6" || true
-  local sent got lost fam
+  local sent got lost fam bad=0
   for fam in 4 6; do
     read -r sent got < <(ping_summary "$NB_TMP/ping$fam.out")
     [[ -n "$sent" ]] || fail "no statistics from ping -$fam: $(tail -5 "$NB_TMP/ping$fam.out")"
     lost=$((sent - got))
-    echo "# IPv$fam: $sent sent, $got received, $lost lost" >&3
-    ((sent > 100)) || fail "IPv$fam: only $sent pings sent: the window did not cover start and stop"
-    ((lost <= 10)) || fail "IPv$fam: $lost of $sent pings lost across start and stop (at most 10 allowed)"
+    echo "# $cmd, IPv$fam: $sent sent, $got received, $lost lost" >&3
+    ((sent > 30)) || fail "$cmd, IPv$fam: only $sent pings sent: the window did not cover the hook"
+    ((lost <= 10)) || { LOSS+="$cmd, IPv$fam: $lost of $sent pings lost (at most 10 allowed); "; bad=1; }
   done
+  return "${bad:-0}"
+}
+
+@test "a 10 ms ping (IPv4 and IPv6) from lan to dom0 loses at most 10 packets during start, and during stop" {
+  # The losses scale with how long each ip(8) call takes, so on a loaded machine one more
+  # attempt is allowed; a hook that really cuts dom0 off (a slow step, a flap) fails both.
+  local attempt lanmac ok
+  LOSS=
+  for attempt in 1 2; do
+    ok=1
+    ping_across start || ok=0
+    # The replies really crossed the bridge: it learnt lan0's MAC on the port.
+    lanmac=$(ip -n "$LAN" -j link show lan0 | nb_eval 'd[0].address')
+    run bridge -n "$DOM0" fdb show br eth0
+    assert_output --partial "$lanmac dev peth0"
+    ping_across stop || ok=0
+    ((ok)) && return 0
+    echo "# attempt $attempt: $LOSS" >&3
+  done
+  fail "$LOSS"
 }
 
 @test "established TCP connections (IPv4 and IPv6) from lan to dom0 survive start and stop" {

@@ -85,6 +85,71 @@ ip_facts() {
   assert_output ok
 }
 
+@test "start/stop with less common shapes: brd, peer, noprefixroute, IPv6 lifetimes, tos, proto, mtu lock, link-local gateway" {
+  local D=$DOM0
+  ip -n "$D" addr add 192.0.2.7/24 brd + dev eth0 noprefixroute
+  ip -n "$D" addr add 10.20.0.5 peer 10.20.0.6/32 dev eth0
+  ip -n "$D" -6 addr add 2001:db8:5::5/64 dev eth0 nodad valid_lft 5000 preferred_lft 4000
+  ip -n "$D" -6 addr add 2001:db8:6::5/64 dev eth0 nodad noprefixroute
+  ip -n "$D" route replace default via "$NB_GW" dev eth0 proto dhcp metric 100
+  ip -n "$D" route add 10.5.0.0/16 dev eth0 scope link proto static
+  ip -n "$D" route add 10.6.0.0/16 via "$NB_GW" dev eth0 mtu lock 1300 advmss 1200 src 192.0.2.6
+  ip -n "$D" route add 10.7.0.0/16 via "$NB_GW" dev eth0 tos 0x10 table 200 proto 42
+  ip -n "$D" route add 192.0.2.128/25 dev eth0 metric 300 initcwnd 10
+  ip -n "$D" route add blackhole 10.8.0.0/16
+  ip -n "$D" -6 route add 2001:db8:7::/64 via "$NB_GW6" dev eth0 pref high metric 5
+  ip -n "$D" -6 route add 2001:db8:8::/64 dev eth0 table 300 metric 7
+  ip -n "$D" -6 route add 2001:db8:9::/64 via fe80::1 dev eth0 metric 1 proto static
+  snap_save before
+  run nb_hook start
+  assert_success
+  refute_output --partial warning
+  ip_facts "$NB_TMP/snap-before.json" >"$NB_TMP/before.facts"
+  node "$NB_SNAPSHOT" facts "ns:$D" | grep -E '^(addr|route[46]) ' | grep -v '"dev":"peth0"' >"$NB_TMP/after.facts"
+  run diff -u "$NB_TMP/before.facts" "$NB_TMP/after.facts"
+  assert_success
+  run nb_hook stop
+  assert_success
+  assert_snap before
+}
+
+@test "a netdev that is down: the bridge is made and left down (with a warning); stop restores" {
+  ip -n "$DOM0" link set eth0 down
+  snap_save before
+  run nb_hook start
+  assert_success
+  assert_output --partial "warning: eth0 was down; eth0 is left down too"
+  run bash -c "ip -n $DOM0 -j -d link show eth0 | node $NB_SNAPSHOT eval 'd[0].linkinfo.info_kind + \" \" + d[0].flags.includes(\"UP\")'"
+  assert_output "bridge false"
+  run ip -n "$DOM0" -br addr show dev eth0
+  assert_output --regexp "192\.0\.2\.5/24 192\.0\.2\.6/24"
+  run nb_hook stop
+  assert_success
+  assert_snap before
+}
+
+@test "a netdev without any address or route (eth1 next to eth0): bridged and restored, eth0 untouched" {
+  nb_uplink "$DOM0" eth1 "$LAN" lan1
+  snap_save before
+  run nb_hook start netdev=eth1
+  assert_success
+  assert_output --partial "started eth1 with port peth1"
+  run nb_hook status netdev=eth1
+  assert_success
+  assert_line "  ports:     peth1"
+  assert_line "  addresses: (none)"
+  # stop netdev=eth0 means eth0, which was never started ...
+  run nb_hook stop netdev=eth0
+  assert_success
+  assert_output --partial "nothing to do"
+  assert_output --partial "started: eth1"
+  # ... and a bare stop means the only bridge started here (documented: named, over netdev, only one).
+  run nb_hook stop
+  assert_success
+  assert_output --partial "stopped eth1"
+  assert_snap before
+}
+
 @test "stop restores the state before start exactly; the state file is gone" {
   snap_save before
   run nb_hook start
@@ -185,7 +250,10 @@ ip_facts() {
 @test "default netdev is the default-route device, whole: eth0.10 (not eth0)" {
   nb_teardown
   : >"$NB_TMP/netns"
-  topo_dom0_lan eth0.10 || skip "this kernel refuses a veth named eth0.10"
+  local probe
+  probe=$(nb_netns probe)
+  ip -n "$probe" link add eth0.10 type veth peer name probe0 2>/dev/null || skip "this kernel refuses a veth named eth0.10"
+  topo_dom0_lan eth0.10
   snap_save before
   run bash -c "ip netns exec $DOM0 '$NB_HOOK' start --dry-run --json | node $NB_SNAPSHOT eval '[d.netdev, d.bridge, d.pdev].join(\" \")'"
   assert_output "eth0.10 eth0.10 peth0.10"

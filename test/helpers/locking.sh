@@ -27,7 +27,7 @@ claim_lock() {
       my $file_inum = (stat $ARGV[0])[1];
       print "y\n" if defined $file_inum && $fd_inum eq $file_inum;
     ' "$_lockfile")
-    if [ "x$rightfile" = xy ]; then break; fi
+    if [ "$rightfile" = y ]; then break; fi
     eval "exec $_lockfd<&-"
   done
 }

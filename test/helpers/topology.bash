@@ -10,7 +10,7 @@
 #
 #   topo_dom0_lan [UPLINK]   dom0 + lan namespaces joined by veth UPLINK (default eth0) <-> lan0,
 #                            with dom0's full configuration (see below); sets DOM0, LAN, UPLINK
-#   nb_uplink DOM0 IF PEERNS PEERIF [MAC] [MTU]   one more veth uplink
+#   nb_uplink DOM0 IF PEERNS PEERIF [MAC] [MTU]   one more veth uplink (waits until it is up)
 #   nb_hook ARGS...          dist/network-bridge ARGS inside $DOM0 (use with run)
 #   snap_save NAME [NS]      snapshot of NS (default $DOM0) to $NB_TMP/snap-NAME.json
 #   assert_snap NAME [NS]    NS equals that snapshot, else fail with a readable diff
@@ -47,9 +47,29 @@ nb_setup() {
   export XEN_NETHOOKS_LOCK_DIR="$NB_TMP/lock"
   export XEN_NETHOOKS_CONF="$NB_TMP/nethooks.conf"
   unset bridge netdev vifnum antispoof vlans XEN_NETHOOKS_FAULT XEN_NETHOOKS_DEBUG
-  [[ -x "$NB_HOOK" ]] || fail "$NB_HOOK is missing: run 'npm run build' first"
+  nb_pin_hook
   command -v ip >/dev/null || fail "iproute2 is missing: apt-get install iproute2"
   [[ $EUID -eq 0 ]] || skip "needs root (network namespaces)"
+}
+
+# The hook under test is dist/network-bridge as it was when the suite file started: a copy (with
+# dist/package.json) in the file's temp dir, so that an `npm run build` running meanwhile (it
+# empties dist/ first) cannot pull the file away from under a test. NB_HOOK=path overrides.
+nb_pin_hook() {
+  [[ -z "${NB_HOOK_PINNED:-}" ]] || return 0
+  if [[ "$NB_HOOK" == "$NB_ROOT/dist/network-bridge" ]]; then
+    local pinned="$BATS_FILE_TMPDIR/dist/network-bridge"
+    if [[ ! -x "$pinned" ]]; then
+      # A build in progress: give it a few seconds to write the file and make it executable.
+      wait_until 20 test -x "$NB_HOOK" || fail "$NB_HOOK is missing: run 'npm run build' first"
+      mkdir -p "$BATS_FILE_TMPDIR/dist"
+      cp "$NB_ROOT/dist/package.json" "$BATS_FILE_TMPDIR/dist/" 2>/dev/null || true
+      cp -p "$NB_HOOK" "$pinned.tmp" && mv "$pinned.tmp" "$pinned"
+    fi
+    NB_HOOK=$pinned
+  fi
+  [[ -x "$NB_HOOK" ]] || fail "$NB_HOOK is missing or not executable"
+  NB_HOOK_PINNED=1
 }
 
 nb_teardown() {
@@ -85,6 +105,14 @@ nb_uplink() {
   ip -n "$d" link add "$ifn" ${mac:+address "$mac"} mtu "$mtu" type veth peer name "$pif" netns "$p" || return 1
   ip -n "$p" link set "$pif" mtu "$mtu" up
   ip -n "$d" link set "$ifn" up
+  nb_settle "$d" "$ifn" && nb_settle "$p" "$pif"
+}
+
+# nb_settle NS IF: wait until the kernel has finished bringing IF up (carrier, and the IPv6
+# link-local route it adds by itself), so that a snapshot does not catch it half-way.
+nb_settle() {
+  wait_until 5 eval "ip -n '$1' -6 route show table main dev '$2' | grep -q '^fe80::/64'" ||
+    { echo "$2 in $1 did not come up" >&2; return 1; }
 }
 
 # topo_dom0_lan [UPLINK]: the reference topology.

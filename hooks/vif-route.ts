@@ -1,0 +1,61 @@
+/**
+ * vif-route: routes a Xen guest's interface from dom0 (no bridge), with antispoofing that works
+ * for routed traffic, as libxl (`online|offline type_if=vif`, `add|remove type_if=tap`) and xend
+ * call it.
+ */
+import type { HookSpec } from '../lib/cli/spec.ts';
+import { vifRoute } from '../lib/commands/vif-route.ts';
+import { openOutput } from '../lib/log.ts';
+import { hookMain } from '../lib/runtime.ts';
+
+const spec: HookSpec = {
+  name: 'vif-route',
+  summary: "route a Xen guest's interface from dom0, guarded so the guest sends from its own addresses only",
+  commands: [
+    { name: 'online', description: "PV vif came up: dom0's address, host routes to the guest, guard; write hotplug-status connected (type_if=vif)" },
+    { name: 'offline', description: 'PV vif went away: remove exactly what online added (type_if=vif)' },
+    { name: 'add', description: 'emulated NIC (tap) came up (type_if=tap); its routes have metric 1, the PV vif\'s 2' },
+    { name: 'remove', description: 'emulated NIC (tap) went away (type_if=tap)' },
+  ],
+  options: [
+    { key: 'type_if', type: { kind: 'enum', values: ['vif', 'tap'] }, default: 'vif', description: 'Kind of device: vif (PV, $vif) or tap (emulated, $INTERFACE).' },
+    {
+      key: 'ip',
+      type: { kind: 'cidrs' },
+      description: "The guest's addresses or prefixes, IPv4 and IPv6 (xenstore `ip` wins). Required: each gets a host route through the device, and they are the only sources the guest may use.",
+    },
+    {
+      key: 'netdev',
+      type: { kind: 'ifname' },
+      description: "dom0's uplink, whose primary IPv4 the device gets as a /32 and on which dom0 answers neighbour solicitations for the guest's IPv6 addresses. Default: the one network-route started here, else the device of the default route.",
+    },
+    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the device and the guest (xenstore `mtu` wins). Default: the device's own." },
+    { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },
+    {
+      key: 'antispoof',
+      type: { kind: 'bool' },
+      default: 'yes',
+      description: "Drop what arrives on the device from any source but the guest's addresses, to dom0 itself too (iptables and ip6tables, raw PREROUTING); router advertisements from the guest are dropped. Without IPv6 addresses all its IPv6 is dropped.",
+    },
+  ],
+  epilog: `
+The guest: its address (ip=), and as gateway any address on dom0's side (proxy ARP answers for
+all); for IPv6 the device's link-local address (fe80::fcff:ffff:feff:ffff with netback's MAC).
+dom0: run network-route start first (forwarding, proxy ARP/NDP on netdev).
+
+Environment (set by libxl or udev): vif, XENBUS_PATH (backend/vif/<domid>/<devid>), INTERFACE (tap).
+By hand:  vif=vif1.0 XENBUS_PATH=backend/vif/1/0 vif-route online ip=192.0.2.10 --dry-run
+
+Reports: hotplug-status=connected on success (online); on failure hotplug-error=<message>,
+hotplug-status=error and exit 1, with everything this run changed rolled back.
+Afterwards runs the executable *.hook in /etc/xen/scripts/vif-post.d (XEN_NETHOOKS_HOOK_DIR) with
+command, dev, ip, netdev, XENBUS_PATH set, as the originals did.
+Files: /etc/xen/nethooks.conf (XEN_NETHOOKS_CONF), /var/log/xen/xen-hotplug.log (XEN_NETHOOKS_LOG),
+/run/xen-nethooks/ (XEN_NETHOOKS_STATE_DIR), lock /var/run/xen-hotplug/iptables (XEN_NETHOOKS_LOCK_DIR).
+Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments.
+`,
+};
+
+void hookMain(spec, async (inv) =>
+  vifRoute({ spec, inv, env: process.env, flags: inv.flags, out: openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+);

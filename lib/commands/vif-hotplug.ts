@@ -1,0 +1,199 @@
+/**
+ * The part of a vif hook that is the same whatever the layout (SPEC §1): which device and which
+ * backend directory this call is about, xenstore over argv, the plan run under Xen's `iptables`
+ * lock, the record online leaves for offline, hotplug-status/-error, and the vif-post.d hooks.
+ * A layout (vif-route, vif-nat) supplies only its online and offline planning.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Flags, Invocation } from '../cli/args.ts';
+import type { HookSpec } from '../cli/spec.ts';
+import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
+import { run, type Command } from '../exec.ts';
+import { execute } from '../executor.ts';
+import { withLock } from '../lock.ts';
+import type { Output } from '../log.ts';
+import { PlanError, type Plan } from '../plan.ts';
+import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
+import { StateStore } from '../state.ts';
+import { absolutePath, escapeValue, frontendPathOf, readDir, tapBackendPath, XenstoreError } from '../xenstore.ts';
+import { printPlan } from './plan-output.ts';
+
+export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
+
+export interface VifContext {
+  spec: HookSpec;
+  inv: Invocation;
+  env: NodeJS.ProcessEnv;
+  flags: Flags;
+  out: Output;
+}
+
+/** One call of a vif hook, located: the device, its backend directory, what xenstore holds. */
+export interface VifCall {
+  command: VifCommand;
+  typeIf: TypeIf;
+  up: boolean;
+  /** $vif or $INTERFACE: the device as libxl named it. */
+  dev: string;
+  backend: string;
+  /** The state record's key: <domid>.<devid>.<type_if>. */
+  key: string;
+  /** The backend directory; empty on offline when libxl removed it already. */
+  xs: Map<string, string>;
+}
+
+export interface Online<R> {
+  plan: Plan;
+  record: R;
+  /** The device's name once online. */
+  dev: string;
+  title: string;
+  summary: string;
+  warnings: string[];
+  /** Variables for the vif-post.d hooks besides command, dev, XENBUS_PATH, vif, type_if. */
+  hookVars: Record<string, string>;
+}
+
+export interface Offline {
+  plan: Plan;
+  dev: string;
+  hookVars: Record<string, string>;
+}
+
+export interface VifLayout<R> {
+  /** The state store's prefix: the hook's name. */
+  name: string;
+  online(call: VifCall): Promise<Online<R>>;
+  offline(call: VifCall, record: R | undefined): Promise<Offline>;
+}
+
+/** A failure of the request itself (bad xenstore value), reported like any other. */
+export class VifFailure extends Error {}
+
+function fail(message: string): never {
+  throw new PlanError(message);
+}
+
+/** undefined when this call is not for this type_if: online/offline are PV, add/remove tap. */
+function locate(ctx: VifContext): Omit<VifCall, 'xs'> | undefined {
+  const { env, inv, spec } = ctx;
+  const command = inv.command as VifCommand;
+  const typeIf = ((inv.options.get('type_if') as string | undefined) ?? 'vif') as TypeIf;
+  const wanted: TypeIf = command === 'online' || command === 'offline' ? 'vif' : 'tap';
+  if (typeIf !== wanted) return undefined;
+  const dev = typeIf === 'vif' ? env.vif : env.INTERFACE;
+  if (!dev) {
+    fail(`${typeIf === 'vif' ? 'vif' : 'INTERFACE'} is not set in the environment: ${spec.name} is run by libxl/udev with it; by hand, e.g. vif=vif1.0 XENBUS_PATH=backend/vif/1/0 ${spec.name} online`);
+  }
+  const backend = absolutePath(typeIf === 'vif' ? (env.XENBUS_PATH ?? '') || fail('XENBUS_PATH is not set in the environment') : tapBackendPath(dev));
+  return { command, typeIf, up: command === 'online' || command === 'add', dev, backend, key: `${backend.split('/').slice(-2).join('.')}.${typeIf}` };
+}
+
+/** The invocation's options with the backend's `keys` laid over them (SPEC §1 precedence). */
+export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, keys: readonly string[]): Map<string, OptionValue> {
+  const o = new Map(ctx.inv.options);
+  for (const key of keys) {
+    const raw = xs.get(key);
+    if (raw === undefined || raw.trim() === '') continue;
+    const opt = ctx.spec.options.find((x) => x.key === key);
+    if (!opt) continue;
+    try {
+      o.set(key, parseValue(opt.type, raw.trim()));
+    } catch (e) {
+      if (!(e instanceof InvalidValue)) throw e;
+      throw new VifFailure(`invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`);
+    }
+  }
+  return o;
+}
+
+export function xenstoreWrite(pairs: [string, string][]): Command {
+  return { argv: ['xenstore-write', '--', ...pairs.flatMap(([k, v]) => [absolutePath(k), escapeValue(v)])] };
+}
+
+/** Success, in one transaction, last in the plan: the frontend's mtu, and `connected` for a PV vif. */
+export function reportSuccess(call: VifCall, mtu: number): Command[] {
+  const pairs: [string, string][] = [[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)]];
+  if (call.typeIf === 'vif') pairs.push([`${call.backend}/hotplug-status`, 'connected']);
+  return [xenstoreWrite(pairs)];
+}
+
+/** Scripts in vif-post.d are bash fragments that the originals source; run them the same way. */
+async function runPostHooks(ctx: VifContext, vars: Record<string, string>): Promise<void> {
+  const dir = ctx.env.XEN_NETHOOKS_HOOK_DIR || HOOK_DIR;
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.hook')).sort();
+  } catch {
+    return; // no hook directory: nothing to run
+  }
+  for (const n of names) {
+    const file = join(dir, n);
+    if (!(statSync(file).mode & 0o111)) continue;
+    const r = await run({ argv: ['env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), 'bash', '-c', '. "$1"', 'vif-post', file] });
+    ctx.out.log.info({ hook: file, exit: r.exitCode }, 'vif-post hook');
+    if (r.exitCode !== 0) ctx.out.say(`warning: ${file} exited ${r.exitCode}: ${r.stderr.trim()}`);
+  }
+}
+
+export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
+  const { env, out, flags } = ctx;
+  const where = locate(ctx);
+  if (!where) {
+    out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');
+    return 0;
+  }
+  const store = new StateStore<R>(env, layout.name);
+  let xs = new Map<string, string>();
+  try {
+    xs = await readDir(where.backend);
+  } catch (e) {
+    // offline often runs after libxl removed the backend; the state record knows the rest.
+    if (where.up || !(e instanceof XenstoreError)) throw e;
+  }
+  const call: VifCall = { ...where, xs };
+  const vars = (dev: string, more: Record<string, string>) =>
+    ({ command: call.command, dev, XENBUS_PATH: call.backend, vif: call.dev, type_if: call.typeIf, bridge: '', ...more });
+
+  if (!call.up) {
+    const off = await layout.offline(call, store.read(call.key));
+    if (flags.dryRun) {
+      printPlan(`${call.command} ${off.dev}`, off.plan, flags, { command: call.command, dev: off.dev });
+      return 0;
+    }
+    try {
+      await withLock('iptables', env, () => execute(off.plan, { log: out.log, say: out.say }));
+    } catch (e) {
+      // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
+      out.say(`warning: ${(e as Error).message}`);
+    }
+    store.remove(call.key);
+    await runPostHooks(ctx, vars(off.dev, off.hookVars));
+    out.say(`${call.command} ${off.dev}: removed`);
+    return 0;
+  }
+
+  try {
+    const on = await layout.online(call);
+    for (const w of on.warnings) out.say(`warning: ${w}`);
+    if (flags.dryRun) {
+      printPlan(on.title, on.plan, flags, { command: call.command, record: on.record });
+      return 0;
+    }
+    out.log.info({ record: on.record }, call.command);
+    await withLock('iptables', env, () => execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT }));
+    store.write(call.key, on.record);
+    await runPostHooks(ctx, vars(on.dev, on.hookVars));
+    out.say(on.summary);
+    return 0;
+  } catch (e) {
+    const message = (e as Error).message;
+    out.log.error({ error: message }, `${call.command} failed`);
+    if (!flags.dryRun) {
+      const r = await run(xenstoreWrite([[`${call.backend}/hotplug-error`, message], [`${call.backend}/hotplug-status`, 'error']]));
+      if (r.exitCode !== 0) out.say(`warning: could not report the error to xenstore: ${r.stderr.trim()}`);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,92 @@
+/** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/nat.ts. */
+import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
+import { observeHost } from '../net/host.ts';
+import { devSysctl, readSysctl } from '../net/sysctl.ts';
+import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
+import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
+import { targetName } from '../plans/vif-bridge.ts';
+import { parseBackendPath } from '../xenstore.ts';
+import { natRecords } from './network-records.ts';
+import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+
+/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
+const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
+
+export interface VifNatRecord {
+  version: 1;
+  layout: NatVif;
+  onlineAt: string;
+}
+
+/** network-nat as started here: the one running dnsmasq, else any. */
+function natNetwork(env: NodeJS.ProcessEnv): NatNetwork | undefined {
+  const all = [...natRecords(env).all().values()];
+  const r = all.find((x) => x.dhcp !== null) ?? all[0];
+  return r ? { subnet: r.subnet, dhcp: r.dhcp } : undefined;
+}
+
+const pidOf = (files: DnsmasqFiles | null | undefined) => (files ? findDnsmasq(files) : undefined);
+
+/** A number xenstore holds (frontend-id, handle), else the one the backend path implies. */
+function xsNumber(call: VifCall, key: string, fallback: number): number {
+  const raw = call.xs.get(key)?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new VifFailure(`invalid xenstore ${key}=${JSON.stringify(raw)}: expected a number`);
+  return Number(raw);
+}
+
+export function vifNat(ctx: VifContext): Promise<number> {
+  return runVifHook<VifNatRecord>(ctx, {
+    name: 'vif-nat',
+    async online(call: VifCall) {
+      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const id = parseBackendPath(call.backend);
+      const network = natNetwork(ctx.env);
+      const dnsmasqPid = pidOf(network?.dhcp);
+      const dhcp = o.get('dhcp') as boolean | undefined;
+      const on = planVifNatOnline({
+        command: call.command,
+        typeIf: call.typeIf,
+        dev: call.dev,
+        ip: (o.get('ip') as string[] | undefined) ?? [],
+        mac: o.get('mac') as string | undefined,
+        vifname: o.get('vifname') as string | undefined,
+        mtu: o.get('mtu') as number | undefined,
+        antispoof: o.get('antispoof') !== false,
+        dhcp,
+        domid: xsNumber(call, 'frontend-id', id.domid),
+        handle: xsNumber(call, 'handle', id.devid),
+      }, {
+        host: await observeHost(),
+        proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
+        ipForward: readSysctl(IP_FORWARD),
+        network,
+        dnsmasqPid,
+      }, (mtu) => reportSuccess(call, mtu));
+      const { layout, addressing: a } = on;
+      return {
+        plan: on.plan,
+        record: { version: 1, layout, onlineAt: new Date().toISOString() },
+        dev: layout.dev,
+        title: `${call.command} ${layout.dev}: guest ${a.guest}/${a.prefix}, router ${a.router}`,
+        summary: `${call.command} ${layout.dev}: guest ${a.guest}/${a.prefix} via router ${a.router}` +
+          (layout.dhcp ? ', served by DHCP' : '') + (layout.guard ? ', sources guarded' : ', no antispoofing'),
+        warnings: on.warnings,
+        hookVars: { ip: a.guest },
+      };
+    },
+    async offline(call: VifCall, record: VifNatRecord | undefined) {
+      const files = natNetwork(ctx.env)?.dhcp;
+      const dnsmasqPid = pidOf(files);
+      if (record) {
+        const { layout } = record;
+        return { plan: planVifNatOffline(layout, dnsmasqPid), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
+      }
+      const o = withXenstore(ctx, call.xs, ['vifname']);
+      const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+      const plan = planBlindOffline(dev);
+      if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));
+      return { plan, dev, hookVars: { ip: '' } };
+    },
+  });
+}

@@ -1,0 +1,85 @@
+/** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/route.ts. */
+import { observeHost, type HostState } from '../net/host.ts';
+import { devSysctl, readSysctl } from '../net/sysctl.ts';
+import {
+  IP_FORWARD,
+  IPV6_FORWARDING,
+  planBlindOffline,
+  planRoutedOffline,
+  planVifRouteOnline,
+  resolveUplink,
+  type RoutedVif,
+  type VifRouteRequest,
+} from '../plans/route.ts';
+import { targetName } from '../plans/vif-bridge.ts';
+import { StateStore } from '../state.ts';
+import { routeRecords } from './network-records.ts';
+import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+
+/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
+const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
+
+export interface VifRouteRecord {
+  version: 1;
+  layout: RoutedVif;
+  onlineAt: string;
+}
+
+const NAME = 'vif-route';
+
+/** The uplink: netdev= if given, else the one network-route started here, else the default route's. */
+function uplink(ctx: VifContext, given: string | undefined, host: HostState): string {
+  if (given) return given;
+  const started = [...routeRecords(ctx.env).all().values()];
+  if (started.length === 1 && started[0]) return started[0].netdev;
+  return resolveUplink({}, host);
+}
+
+export function vifRoute(ctx: VifContext): Promise<number> {
+  const store = new StateStore<VifRouteRecord>(ctx.env, NAME);
+  return runVifHook<VifRouteRecord>(ctx, {
+    name: NAME,
+    async online(call: VifCall) {
+      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const host = await observeHost();
+      const req: VifRouteRequest = {
+        command: call.command,
+        typeIf: call.typeIf,
+        dev: call.dev,
+        ip: (o.get('ip') as string[] | undefined) ?? [],
+        vifname: o.get('vifname') as string | undefined,
+        mtu: o.get('mtu') as number | undefined,
+        netdev: uplink(ctx, o.get('netdev') as string | undefined, host),
+        antispoof: o.get('antispoof') !== false,
+      };
+      const on = planVifRouteOnline(req, {
+        host,
+        proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
+        ipForward: readSysctl(IP_FORWARD),
+        ipv6Forwarding: readSysctl(IPV6_FORWARDING),
+      }, (mtu) => reportSuccess(call, mtu));
+      const { layout } = on;
+      return {
+        plan: on.plan,
+        record: { version: 1, layout, onlineAt: new Date().toISOString() },
+        dev: layout.dev,
+        title: `${call.command} ${layout.dev}: routed via ${req.netdev}`,
+        summary: `${call.command} ${layout.dev}: routes to ${req.ip.join(' ')} via dom0's ${layout.local}` +
+          (layout.guard ? ', sources guarded' : ', no antispoofing'),
+        warnings: on.warnings,
+        hookVars: { ip: req.ip.join(' '), netdev: req.netdev },
+      };
+    },
+    async offline(call: VifCall, record: VifRouteRecord | undefined) {
+      if (!record) {
+        const o = withXenstore(ctx, call.xs, ['vifname']);
+        const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+        return { plan: planBlindOffline(dev), dev, hookVars: { ip: '' } };
+      }
+      // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.
+      const others = [...store.all()].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
+      const { layout } = record;
+      return { plan: planRoutedOffline(layout, others), dev: layout.dev, hookVars: { ip: layout.routes.map((r) => r.dst).join(' ') } };
+    },
+  });
+}

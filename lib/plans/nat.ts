@@ -1,0 +1,252 @@
+/**
+ * The NAT layout (SPEC §5) as pure functions: network-nat masquerades the guests' subnet out of
+ * dom0's uplink and, with dhcp=yes, runs dnsmasq as their DHCP server; vif-nat routes one guest
+ * (the routed layout's steps, with a router address of its own on the vif) and tells dnsmasq
+ * about it through a hosts-dir file.
+ *
+ * Unlike the originals: stop takes back exactly what start did, ip_forward included; there is no
+ * daemon restart per guest; offline removes the address and route too.
+ */
+import { ipFamily } from '../cli/values.ts';
+import type { Command } from '../exec.ts';
+import { comment, iptablesCmd } from '../firewall/iptables.ts';
+import {
+  dnsmasqArgv,
+  hostEntry,
+  hostEntryPath,
+  reloadHosts,
+  removeHostEntry,
+  stopByPid,
+  stopByPidFile,
+  writeHostEntry,
+  type DnsmasqFiles,
+} from '../dhcp/dnsmasq.ts';
+import type { HostState } from '../net/host.ts';
+import { intToIpv4, ipv4InNet, ipv4ToInt, parseIpv4Net } from '../net/ipv4.ts';
+import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
+import { IP_FORWARD, requireUplink, resolveUplink, resolveVifName, routedVifSteps, routeMetric, sysctlStep, type RoutedVif } from './route.ts';
+import { planRelease, type StartRecord } from './shared-steps.ts';
+import type { TypeIf, VifCommand } from './vif-bridge.ts';
+
+export const DEFAULT_SUBNET = '10.0.0.0/16';
+
+// ---------------------------------------------------------------------------------------------
+// network-nat
+
+export interface NetworkNatRequest {
+  netdev?: string | undefined;
+  dhcp: boolean;
+  subnet: string;
+}
+
+export interface NetworkNatObserved {
+  host: HostState;
+  ipForward: string | undefined;
+  dnsmasq: {
+    files: DnsmasqFiles;
+    installed: boolean;
+    /** A directory on the way to files.dir that dnsmasq, once it is nobody, cannot enter. */
+    unreachable?: string | undefined;
+    /** The netdev of another network-nat here that already runs dnsmasq. */
+    heldBy?: string | undefined;
+  };
+}
+
+export interface NatRecord extends StartRecord {
+  version: 1;
+  netdev: string;
+  subnet: string;
+  dhcp: DnsmasqFiles | null;
+}
+
+export function natTag(netdev: string): string {
+  return `xen-nethooks:network-nat:${netdev}`;
+}
+
+export function masqueradeRule(subnet: string, netdev: string): string[] {
+  return ['-s', subnet, '-o', netdev, ...comment(natTag(netdev)), '-j', 'MASQUERADE'];
+}
+
+export function planNetworkNatStart(req: NetworkNatRequest, obs: NetworkNatObserved): { netdev: string; plan: Plan } {
+  const netdev = resolveUplink(req, obs.host);
+  requireUplink(obs.host, netdev);
+  const subnet = parseIpv4Net(req.subnet);
+  const steps: Step[] = [sysctlStep(IP_FORWARD, '1', obs.ipForward, true)];
+  const rule = masqueradeRule(req.subnet, netdev);
+  steps.push(step('masquerade', `masquerade ${req.subnet} out of ${netdev}`,
+    [iptablesCmd.insert('POSTROUTING', rule, 4, 'nat')], [iptablesCmd.delete('POSTROUTING', rule, 4, 'nat')]));
+  if (req.dhcp) {
+    const d = obs.dnsmasq;
+    if (!d.installed) throw new PlanError('dhcp=yes needs dnsmasq: apt-get install dnsmasq-base (or set dhcp=no)');
+    if (d.heldBy !== undefined) {
+      throw new PlanError(`dhcp=yes: network-nat netdev=${d.heldBy} already runs the guests' DHCP server here; one serves every vif, so start this one with dhcp=no`);
+    }
+    if (d.unreachable !== undefined) {
+      throw new PlanError(`dhcp=yes: dnsmasq runs as nobody and cannot enter ${d.unreachable} to read ${d.files.hostsDir}; make it world-searchable (chmod o+x) or set XEN_NETHOOKS_STATE_DIR elsewhere`);
+    }
+    const f = d.files;
+    steps.push(step('dnsmasq-files', `make ${f.dir} for dnsmasq's pid, lease and hosts files`,
+      [{ argv: ['mkdir', '-p', '-m', '0755', '--', f.dir] }, { argv: ['mkdir', '-m', '0755', '--', f.hostsDir] }],
+      [{ argv: ['rm', '-rf', '--', f.dir] }]));
+    steps.push(step('dnsmasq', `start dnsmasq as the DHCP server for ${req.subnet} on vif*`,
+      [{ argv: dnsmasqArgv(f, subnet) }], [stopByPidFile(f)]));
+  }
+  return { netdev, plan: { steps } };
+}
+
+/**
+ * stop: start's steps taken back (see shared-steps.ts), dnsmasq ended by the pid findDnsmasq
+ * checked; if it is not running any more, there is nothing to end.
+ */
+export function planNetworkNatStop(record: NatRecord, others: readonly StartRecord[], dnsmasqPid: number | undefined) {
+  const { plan, handOver } = planRelease<StartRecord>(record, others);
+  const steps = plan.steps.map((s) => {
+    if (s.id !== 'undo-dnsmasq') return s;
+    return dnsmasqPid === undefined
+      ? { ...s, description: 'dnsmasq is not running any more: nothing to end', run: [] }
+      : { ...s, description: `end dnsmasq (pid ${dnsmasqPid})`, run: [stopByPid(dnsmasqPid)] };
+  });
+  return { plan: { steps }, handOver };
+}
+
+// ---------------------------------------------------------------------------------------------
+// vif-nat
+
+export interface NatAddressing {
+  /** The guest's address, and the prefix length it is handed with. */
+  guest: string;
+  prefix: number;
+  /** dom0's end on the vif: the guest's address + 127 in the last octet. */
+  router: string;
+}
+
+/**
+ * SPEC §5: 10.<domid/256>.<domid%256>.<handle+1>/16 by default, else the guest's `ip` (one IPv4
+ * address; a prefix, default /16, is the netmask it is handed); the router is +127.
+ */
+export function natAddressing(ip: readonly string[], domid: number, handle: number): NatAddressing {
+  let guest: string;
+  let prefix = 16;
+  if (ip.length === 0) {
+    guest = `10.${Math.floor(domid / 256)}.${domid % 256}.${handle + 1}`;
+  } else {
+    if (ip.length > 1 || ipFamily(ip[0] as string) !== 4) {
+      throw new PlanError(`vif-nat takes one IPv4 address in ip, got "${ip.join(' ')}": NAT guests are IPv4 only`);
+    }
+    const [addr, p] = (ip[0] as string).split('/');
+    guest = addr as string;
+    if (p !== undefined) prefix = Number(p);
+  }
+  const last = ipv4ToInt(guest) & 255;
+  if (last + 127 > 254) {
+    throw new PlanError(`guest address ${guest}: its router would be ${guest.replace(/\d+$/, String(last + 127))}, past .254; vif-nat puts the router 127 above the guest, so use a last octet of 127 or less`);
+  }
+  return { guest, prefix, router: intToIpv4(ipv4ToInt(guest) + 127) };
+}
+
+/** The original's host names: dom<domid> for the first vif, dom<domid>-<handle+1> for others. */
+export function natHostname(domid: number, handle: number): string {
+  return handle === 0 ? `dom${domid}` : `dom${domid}-${handle + 1}`;
+}
+
+export interface VifNatRequest {
+  command: VifCommand;
+  typeIf: TypeIf;
+  dev: string;
+  ip: string[];
+  mac?: string | undefined;
+  vifname?: string | undefined;
+  mtu?: number | undefined;
+  antispoof: boolean;
+  /** undefined: use DHCP when network-nat runs dnsmasq here. */
+  dhcp?: boolean | undefined;
+  domid: number;
+  handle: number;
+}
+
+/** What vif-nat knows about network-nat here. */
+export interface NatNetwork {
+  subnet: string;
+  /** dnsmasq's files, when network-nat started it. */
+  dhcp: DnsmasqFiles | null;
+}
+
+export interface VifNatObserved {
+  host: HostState;
+  proxyArpWas: string | undefined;
+  ipForward: string | undefined;
+  network: NatNetwork | undefined;
+  /** The running dnsmasq's pid (findDnsmasq), told to forget a removed host. */
+  dnsmasqPid: number | undefined;
+}
+
+export interface NatVif extends RoutedVif {
+  dhcp?: { file: string; entry: string } | undefined;
+}
+
+function dhcpStep(v: NatVif, dnsmasqPid: number | undefined): Step[] {
+  if (!v.dhcp) return [];
+  const { file, entry } = v.dhcp;
+  return [step('dhcp-host', `tell dnsmasq: ${entry.trim()}`, [writeHostEntry(file, entry)],
+    [removeHostEntry(file), ...(dnsmasqPid !== undefined ? [reloadHosts(dnsmasqPid)] : [])])];
+}
+
+export function natVifSteps(v: NatVif, dnsmasqPid: number | undefined): Step[] {
+  return [...routedVifSteps(v), ...dhcpStep(v, dnsmasqPid)];
+}
+
+function wantsDhcp(req: VifNatRequest, network: NatNetwork | undefined): DnsmasqFiles | undefined {
+  if (req.dhcp === false) return undefined;
+  const files = network?.dhcp ?? undefined;
+  if (req.dhcp === true && !files) {
+    throw new PlanError('dhcp=yes, but no DHCP server runs here: run network-nat start dhcp=yes first, or set dhcp=no');
+  }
+  return files;
+}
+
+export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved, report: (mtu: number) => Command[]) {
+  const { host, network } = obs;
+  const addr = natAddressing(req.ip, req.domid, req.handle);
+  const { dev, rename, link } = resolveVifName(req, host);
+  const warnings: string[] = [];
+  if (obs.ipForward !== '1') warnings.push(`${IP_FORWARD} is ${obs.ipForward ?? 'unset'}: the guest reaches dom0 only; run network-nat start`);
+  if (network && !ipv4InNet(addr.guest, parseIpv4Net(network.subnet))) {
+    warnings.push(`guest address ${addr.guest} is outside network-nat's subnet ${network.subnet}: it is not masqueraded${network.dhcp ? ' and dnsmasq does not serve it' : ''}`);
+  }
+  const files = wantsDhcp(req, network);
+  let dhcp: NatVif['dhcp'];
+  if (files) {
+    if (!req.mac) throw new PlanError('DHCP needs the guest\'s MAC (xenstore mac, or mac=); set dhcp=no to configure the guest by hand');
+    if (!dev.startsWith('vif')) warnings.push(`${dev} does not match dnsmasq's --interface=vif*: the guest gets no DHCP answer (drop vifname=, or set dhcp=no)`);
+    if (obs.dnsmasqPid === undefined) warnings.push('network-nat\'s dnsmasq is not running: the guest gets no DHCP answer until it is started again');
+    dhcp = { file: hostEntryPath(files, req.dev), entry: hostEntry(req.mac, addr.guest, natHostname(req.domid, req.handle)) };
+  }
+  const layout: NatVif = {
+    kernelName: req.dev,
+    dev,
+    rename,
+    mtu: req.mtu !== undefined && req.mtu !== link.mtu ? { want: req.mtu, was: link.mtu } : undefined,
+    local: addr.router,
+    proxyArpWas: obs.proxyArpWas,
+    routes: [{ family: 4, dst: addr.guest, src: addr.router, metric: routeMetric(req.typeIf) }],
+    ndpProxies: [],
+    // NAT guests are IPv4 only: all IPv6 from them is dropped.
+    guard: req.antispoof ? { dev, ipv4: [addr.guest], ipv6: [], dhcp: dhcp !== undefined } : undefined,
+    dhcp,
+  };
+  const mtu = req.mtu ?? link.mtu;
+  const steps = natVifSteps(layout, obs.dnsmasqPid);
+  const r = report(mtu);
+  if (r.length) steps.push(step('report', 'report to xenstore', r, []));
+  return { layout, addressing: addr, plan: { steps } as Plan, warnings, mtu };
+}
+
+export function planVifNatOffline(v: NatVif, dnsmasqPid: number | undefined): Plan {
+  return reversePlan(natVifSteps(v, dnsmasqPid));
+}
+
+/** Offline without a record: the hosts-dir file is found by the device name too. */
+export function blindDhcpCleanup(files: DnsmasqFiles, kernelName: string, dnsmasqPid: number | undefined): Step {
+  return step('dhcp-host', `forget ${kernelName}'s DHCP host`,
+    [removeHostEntry(hostEntryPath(files, kernelName)), ...(dnsmasqPid !== undefined ? [reloadHosts(dnsmasqPid)] : [])], []);
+}

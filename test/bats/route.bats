@@ -1,0 +1,322 @@
+#!/usr/bin/env bats
+# network-route and vif-route (issue 5), with real traffic between namespaces: a guest with its
+# `ip` reaches the lan through dom0 with its own source address, spoofed sources are dropped
+# (and pass with the guard off, which proves the check), offline leaves nothing behind, and every
+# failure reports hotplug-error and rolls back.
+
+bats_require_minimum_version 1.5.0
+
+G4=192.0.2.10
+G6=2001:db8::10
+VIF_LL=fe80::fcff:ffff:feff:ffff   # the vif's link-local address with netback's MAC
+
+setup() {
+  load '../helpers/routed'
+  rt_setup rt
+}
+
+teardown() {
+  rt_teardown
+}
+
+# guest_addresses NS [IP4 [IP6]]: the guest's own configuration, as its distribution would make it.
+guest_addresses() {
+  local ns=$1 a4=${2:-$G4} a6=${3:-$G6}
+  ip -n "$ns" addr add "$a4/24" dev eth0
+  ip -n "$ns" route add default via "$NB_GW" dev eth0
+  ip -n "$ns" -6 addr add "$a6/128" dev eth0 nodad
+  ip -n "$ns" -6 route add default via "$VIF_LL" dev eth0
+}
+
+# A routed guest 1.0 with both families, online.
+routed_guest() {
+  rt_guest 1 0 ip="$G4 $G6" script=/etc/xen/scripts/vif-route
+  guest_addresses "$GUEST"
+  run rt_net network-route start
+  assert_success
+  run rt_vif vif-route online 1 0 "$@"
+  assert_success
+}
+
+@test "network-route start turns on forwarding and proxy ARP/NDP (accept_ra 1 -> 2); stop puts back what it found" {
+  ip netns exec "$DOM0" sysctl -q -w net.ipv6.conf.eth0.accept_ra=1 net.ipv4.conf.eth0.proxy_arp=0
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_net network-route start
+  assert_success
+  assert_output --partial "over eth0 (IPv4 and IPv6)"
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 1 ]]
+  [[ $(nb_sysctl net.ipv6.conf.all.forwarding) == 1 ]]
+  [[ $(nb_sysctl net.ipv4.conf.eth0.proxy_arp) == 1 ]]
+  [[ $(nb_sysctl net.ipv6.conf.eth0.proxy_ndp) == 1 ]]
+  [[ $(nb_sysctl net.ipv6.conf.eth0.accept_ra) == 2 ]]
+  run rt_net network-route status --json
+  assert_success
+  nb_eval 'd.started && d.netdev === "eth0" && d.ipForward === "1"' <<<"$output"
+  run rt_net network-route start
+  assert_success
+  assert_output --partial "already started"
+  run rt_net network-route stop
+  assert_success
+  assert_leftovers before "after stop"
+  run rt_net network-route status
+  assert_failure 3
+}
+
+@test "network-route without global IPv6 leaves IPv6 alone; stop with nothing started does nothing" {
+  ip -n "$DOM0" -6 addr flush dev eth0 scope global
+  run rt_net network-route stop
+  assert_success
+  assert_output --partial "nothing to do"
+  run rt_net network-route start
+  assert_success
+  assert_output --partial "(IPv4)"
+  [[ $(nb_sysctl net.ipv6.conf.all.forwarding) == 0 ]]
+  [[ $(nb_sysctl net.ipv6.conf.eth0.proxy_ndp) == 0 ]]
+  run rt_net network-route stop
+  assert_success
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 0 ]]
+}
+
+@test "vif-route online: dom0's address, host routes, proxy NDP; the guest reaches lan with its own source, both ways" {
+  routed_guest
+  [[ $(rt_xs 1 0 hotplug-status) == connected ]]
+  [[ $(xenstore-read /local/domain/1/device/vif/0/mtu) == 1500 ]]
+  run ip -n "$DOM0" -br addr show dev vif1.0
+  assert_output --partial "$NB_DOM0_IP/32"
+  run ip -n "$DOM0" route show "$G4"
+  assert_output "$G4 dev vif1.0 scope link src $NB_DOM0_IP metric 2 "
+  run ip -n "$DOM0" -6 route show "$G6"
+  assert_output --partial "$G6 dev vif1.0 metric 2"
+  run ip -n "$DOM0" -6 neigh show proxy
+  assert_output --partial "$G6 dev eth0 proxy"
+  [[ $(nb_sysctl net/ipv4/conf/vif1.0/proxy_arp) == 1 ]]
+
+  run ip netns exec "$GUEST" ping -c 1 -W 3 "$NB_GW"
+  assert_success
+  run ip netns exec "$GUEST" ping -6 -c 1 -W 3 "$NB_GW6"
+  assert_success
+  run ip netns exec "$LAN" ping -c 1 -W 3 "$G4"
+  assert_success
+  run ip netns exec "$LAN" ping -6 -c 1 -W 3 "$G6"
+  assert_success
+  run ip netns exec "$GUEST" ping -c 1 -W 3 "$NB_DOM0_IP"
+  assert_success
+
+  # lan sees the guest's own address: routed, not translated.
+  rt_listen "$LAN" 9999
+  rt_send "$GUEST" "$G4" "$NB_GW" 9999 hello4
+  rt_send "$GUEST" "$G6" "$NB_GW6" 9999 hello6
+  wait_until 5 rt_heard "$LAN" 9999 "from $G4: hello4" || fail "no hello4 from $G4: $(cat "$NB_TMP/listen-$LAN-9999")"
+  wait_until 5 rt_heard "$LAN" 9999 "from $G6: hello6" || fail "no hello6 from $G6: $(cat "$NB_TMP/listen-$LAN-9999")"
+}
+
+@test "spoofed sources are dropped, to lan and to dom0 itself, IPv4 and IPv6; with antispoof=no they pass" {
+  routed_guest
+  ip -n "$GUEST" addr add 192.0.2.99/32 dev eth0
+  ip -n "$GUEST" -6 addr add 2001:db8::99/128 dev eth0 nodad
+  rt_listen "$LAN" 9999
+  rt_listen "$DOM0" 9998
+  rt_spoof_dropped "$LAN" 9999 "$GUEST" 192.0.2.99 "$G4" "$NB_GW" || fail "spoofed IPv4 reached lan"
+  rt_spoof_dropped "$LAN" 9999 "$GUEST" 2001:db8::99 "$G6" "$NB_GW6" || fail "spoofed IPv6 reached lan"
+  rt_spoof_dropped "$DOM0" 9998 "$GUEST" 192.0.2.99 "$G4" "$NB_DOM0_IP" || fail "spoofed IPv4 reached dom0"
+  rt_spoof_dropped "$DOM0" 9998 "$GUEST" 2001:db8::99 "$G6" "$NB_DOM0_IP6" || fail "spoofed IPv6 reached dom0"
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
+  assert_output --partial "-A XNH-vif1.0 -j DROP"
+
+  # The same checks fail without the guard: they do detect spoofed packets.
+  run rt_vif vif-route offline 1 0
+  assert_success
+  run rt_vif vif-route online 1 0 antispoof=no
+  assert_success
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
+  assert_failure
+  ! rt_spoof_dropped "$LAN" 9999 "$GUEST" 192.0.2.99 "$G4" "$NB_GW" || fail "unguarded: spoofed IPv4 did not reach lan"
+  ! rt_spoof_dropped "$DOM0" 9998 "$GUEST" 2001:db8::99 "$G6" "$NB_DOM0_IP6" || fail "unguarded: spoofed IPv6 did not reach dom0"
+}
+
+@test "offline removes exactly what online added (addresses, routes, neighbours, rules, sysctls, state); stop then restores all" {
+  rt_leftovers >"$NB_TMP/left-start"
+  snap_save start
+  rt_guest 1 0 ip="$G4 $G6"
+  rt_guest 2 0 ip="192.0.2.20"
+  # An address and a route dom0 has on its own stay as they are.
+  ip -n "$DOM0" route add 198.18.0.0/24 dev eth0
+  run rt_net network-route start
+  assert_success
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_vif vif-route online 1 0
+  assert_success
+  run rt_vif vif-route online 2 0
+  assert_success
+  run rt_vif vif-route offline 1 0
+  assert_success
+  # Guest 2 is untouched by guest 1's offline.
+  run ip -n "$DOM0" route show 192.0.2.20
+  assert_output --partial "dev vif2.0"
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif2.0
+  assert_success
+  run rt_vif vif-route offline 2 0
+  assert_success
+  assert_snap before
+  assert_leftovers before "after offline"
+  run rt_net network-route stop
+  assert_success
+  ip -n "$DOM0" route del 198.18.0.0/24 dev eth0
+}
+
+@test "vifname renames the device and offline names it back; tap (add/remove) routes with metric 1" {
+  rt_guest 1 0 ip="$G4" vifname=web0
+  run rt_net network-route start
+  assert_success
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_vif vif-route online 1 0
+  assert_success
+  run ip -n "$DOM0" route show "$G4"
+  assert_output --partial "dev web0"
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-web0
+  assert_success
+  run rt_vif vif-route offline 1 0
+  assert_success
+  assert_snap before
+  assert_leftovers before "after offline with vifname"
+
+  # The emulated NIC of an HVM guest: INTERFACE=vif1.0-emu, type_if=tap.
+  ip -n "$DOM0" link add vif1.0-emu type veth peer name tap-peer
+  snap_save tap
+  run ip netns exec "$DOM0" env INTERFACE=vif1.0-emu "$RT_DIST/vif-route" add type_if=tap
+  assert_success
+  run ip -n "$DOM0" route show "$G4"
+  assert_output --partial "dev web0-emu scope link src $NB_DOM0_IP metric 1"
+  # online/offline do nothing for a tap, add/remove nothing for a vif.
+  run ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 "$RT_DIST/vif-route" add
+  assert_success
+  run ip netns exec "$DOM0" env INTERFACE=vif1.0-emu "$RT_DIST/vif-route" remove type_if=tap
+  assert_success
+  assert_snap tap
+}
+
+@test "a guest without ip: hotplug-error says ip is required, nothing changed" {
+  rt_guest 1 0
+  run rt_net network-route start
+  assert_success
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_vif vif-route online 1 0
+  assert_failure 1
+  assert_output --partial "needs the guest's addresses in xenstore \`ip\`"
+  [[ $(rt_xs 1 0 hotplug-status) == error ]]
+  [[ $(rt_xs 1 0 hotplug-error) == *"needs the guest's addresses in xenstore \`ip\`"* ]]
+  assert_snap before
+  assert_leftovers before "after the refused online"
+}
+
+@test "other refusals: netdev without IPv4, vifname taken, bad xenstore ip, missing device: hotplug-error, nothing changed" {
+  rt_guest 1 0 ip="$G4"
+  ip -n "$DOM0" link add spare0 type veth peer name spare1
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  local args msg
+  while IFS='|' read -r args msg; do
+    xenstore-write /local/domain/0/backend/vif/1/0/hotplug-status "" /local/domain/0/backend/vif/1/0/hotplug-error ""
+    # shellcheck disable=SC2086
+    run rt_vif vif-route online 1 0 $args
+    assert_failure 1
+    assert_output --partial "$msg"
+    [[ $(rt_xs 1 0 hotplug-status) == error ]] || fail "$args: hotplug-status is $(rt_xs 1 0 hotplug-status)"
+    [[ $(rt_xs 1 0 hotplug-error) == *"$msg"* ]] || fail "$args: hotplug-error is $(rt_xs 1 0 hotplug-error)"
+    assert_snap before
+    assert_leftovers before "after: $args"
+  done <<'EOF'
+netdev=spare0|spare0 has no IPv4 address
+netdev=nosuch0|netdev=nosuch0: no such device
+vifname=spare0|Cannot rename interface vif1.0 to spare0
+EOF
+  xenstore-write /local/domain/0/backend/vif/1/0/ip "not-an-address"
+  run rt_vif vif-route online 1 0
+  assert_failure 1
+  [[ $(rt_xs 1 0 hotplug-error) == *'invalid xenstore ip="not-an-address"'* ]]
+  run ip netns exec "$DOM0" env vif=vif9.0 XENBUS_PATH=backend/vif/1/0 "$RT_DIST/vif-route" online ip="$G4"
+  assert_failure 1
+  [[ $(rt_xs 1 0 hotplug-error) == *"device vif9.0 does not exist"* ]]
+  assert_snap before
+  assert_leftovers before "after the other refusals"
+}
+
+@test "vif-route online: a fault at every step rolls back and reports hotplug-error" {
+  rt_guest 1 0 ip="$G4 $G6" vifname=web0 mtu=1400
+  run rt_net network-route start
+  assert_success
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  local ids id n=0
+  ids=$(rt_vif vif-route online 1 0 --dry-run --json | plan_ids)
+  [[ $ids == *guard* && $ids == *rename* && $ids == *mtu* && $ids == *ndp-proxy* ]] || fail "unexpected plan: $ids"
+  while read -r id; do
+    n=$((n + 1))
+    xenstore-write /local/domain/0/backend/vif/1/0/hotplug-status "" /local/domain/0/backend/vif/1/0/hotplug-error ""
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 "$RT_DIST/vif-route" online
+    [[ $status -eq 1 ]] || fail "fault at '$id': exit $status: $output"
+    [[ $output == *"rollback incomplete"* ]] && fail "fault at '$id': $output"
+    [[ $(rt_xs 1 0 hotplug-status) == error ]] || fail "fault at '$id': hotplug-status $(rt_xs 1 0 hotplug-status)"
+    [[ $(rt_xs 1 0 hotplug-error) == *"injected fault"* ]] || fail "fault at '$id': hotplug-error $(rt_xs 1 0 hotplug-error)"
+    assert_snap before
+    assert_leftovers before "fault at '$id'"
+  done <<<"$ids"
+  echo "# vif-route online: $n steps, each failed and rolled back" >&3
+  run rt_vif vif-route online 1 0
+  assert_success
+  [[ $(rt_xs 1 0 hotplug-status) == connected ]]
+}
+
+@test "network-route start and stop: a fault at every step rolls back" {
+  rt_leftovers >"$NB_TMP/left-before"
+  local ids id
+  ids=$(rt_net network-route start --dry-run --json | plan_ids)
+  while read -r id; do
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" "$RT_DIST/network-route" start
+    [[ $status -eq 1 && $output == *"injected fault"* ]] || fail "fault at '$id': exit $status: $output"
+    assert_leftovers before "start, fault at '$id'"
+  done <<<"$ids"
+  run rt_net network-route start
+  assert_success
+  rt_leftovers >"$NB_TMP/left-started"
+  ids=$(rt_net network-route stop --dry-run --json | plan_ids)
+  while read -r id; do
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" "$RT_DIST/network-route" stop
+    [[ $status -eq 1 && $output == *"injected fault"* ]] || fail "stop, fault at '$id': exit $status: $output"
+    assert_leftovers started "stop, fault at '$id'"
+  done <<<"$ids"
+  run rt_net network-route stop
+  assert_success
+  assert_leftovers before "after the real stop"
+}
+
+@test "offline without the record online left (state lost) still removes the guard by its name" {
+  routed_guest
+  rm -f "$XEN_NETHOOKS_STATE_DIR"/netns-*/vif-route.*
+  run rt_vif vif-route offline 1 0
+  assert_success
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
+  assert_failure
+  run ip netns exec "$DOM0" ip6tables -t raw -S XNH-vif1.0
+  assert_failure
+}
+
+@test "--help comes from the spec; unknown keys and bad values exit 2" {
+  run "$RT_DIST/vif-route" --help
+  assert_success
+  assert_output --partial "antispoof=yes"
+  assert_output --partial "netdev=…"
+  run "$RT_DIST/network-route" --help
+  assert_success
+  assert_output --partial "vifnum=…"
+  run rt_net network-route start bridge=xenbr0
+  assert_failure 2
+  assert_output --partial "accepted keys: netdev, vifnum"
+  run rt_vif vif-route online 1 0 antispoof=maybe
+  assert_failure 2
+  run rt_vif vif-route frobnicate 1 0
+  assert_failure 2
+}

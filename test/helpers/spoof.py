@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Frames a misbehaving guest might send, crafted with scapy, for the vif-bridge suites.
+
+    /usr/bin/python3 spoof.py IFACE KIND [key=value ...]
+
+Run inside a guest namespace (Debian's python3: the python3 on PATH lacks scapy). Every frame
+goes out of IFACE as is, through a raw socket: whatever the guest's own stack would do is bypassed.
+
+KIND (what is sent; keys in brackets, defaults from IFACE: its MAC, first IPv4, link-local):
+  udp            Ether/IPv4/UDP               [smac dmac src dst sport dport tag]
+  udp6           Ether/IPv6/UDP               [smac dmac src dst sport dport tag]
+  arp-reply      ARP is-at, unicast to dmac   [smac dmac hwsrc psrc pdst; dmac/psrc/pdst may be
+                 comma-separated lists, one reply each]
+  arp-request    ARP who-has, broadcast       [smac hwsrc psrc pdst]
+  dhcp-offer     DHCP server OFFER, udp 67->68 to broadcast  [smac src yiaddr]
+  dhcp-discover  DHCP client DISCOVER from 0.0.0.0, 68->67   [smac]
+  dhcp6-advertise DHCPv6 server ADVERTISE, udp 547->546      [smac src]
+  ra             ICMPv6 router advertisement, hop limit 255, to ff02::1 (prefix 2001:db8:bad::/64)
+                 [smac src hbh=yes: behind a hop-by-hop extension header]
+  redirect       ICMPv6 redirect, hop limit 255 [smac src dst dmac]
+  ethertype      a frame of an unassigned ethertype (0x88b5) [smac dmac]
+  none           nothing (with sentinel=yes: the sentinel only)
+Common keys: count=N (each spoofed frame N times, default 2); sentinel=yes appends a legitimate
+UDP broadcast (own MAC, own IPv4, port 9 -> 9, payload "sentinel") after them; sentinel6=ADDR
+also one from IPv6 ADDR to ff02::1, port 9 -> 9.
+"""
+import sys
+
+from scapy.all import (  # noqa: E402
+    ARP, BOOTP, DHCP, DHCP6_Advertise, DHCP6OptServerId, DUID_LL, Ether, ICMPv6ND_RA, ICMPv6ND_Redirect,
+    ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IP, IPv6, IPv6ExtHdrHopByHop, Raw, UDP, conf,
+    get_if_addr, get_if_hwaddr, in6_getifaddr, mac2str, sendp,
+)
+
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write(__doc__)
+        return 2
+    iface, kind = argv[1], argv[2]
+    opt = {}
+    for a in argv[3:]:
+        k, sep, v = a.partition("=")
+        if not sep:
+            sys.stderr.write(f"spoof.py: bad argument {a!r}: expected key=value\n")
+            return 2
+        opt[k] = v
+    conf.verb = 0
+    mymac = get_if_hwaddr(iface)
+    myip = get_if_addr(iface)
+    ll = next((a[0] for a in in6_getifaddr() if a[2] == iface and a[0].startswith("fe80")), "fe80::1")
+    smac = opt.get("smac", mymac)
+    tag = opt.get("tag", "spoof").encode()
+    frames = []
+    if kind == "udp":
+        frames.append(Ether(src=smac, dst=opt.get("dmac", BCAST)) /
+                      IP(src=opt.get("src", myip), dst=opt.get("dst", "255.255.255.255")) /
+                      UDP(sport=int(opt.get("sport", 4000)), dport=int(opt.get("dport", 4000))) / Raw(tag))
+    elif kind == "udp6":
+        frames.append(Ether(src=smac, dst=opt.get("dmac", "33:33:00:00:00:01")) /
+                      IPv6(src=opt.get("src", ll), dst=opt.get("dst", "ff02::1")) /
+                      UDP(sport=int(opt.get("sport", 4000)), dport=int(opt.get("dport", 4000))) / Raw(tag))
+    elif kind == "arp-reply":
+        # dmac, psrc and pdst may be comma-separated lists: one reply per position.
+        for dmac, psrc, pdst in zip(opt["dmac"].split(","), opt["psrc"].split(","), opt["pdst"].split(",")):
+            frames.append(Ether(src=smac, dst=dmac) /
+                          ARP(op=2, hwsrc=opt.get("hwsrc", smac), psrc=psrc, hwdst=dmac, pdst=pdst))
+    elif kind == "arp-request":
+        frames.append(Ether(src=smac, dst=BCAST) /
+                      ARP(op=1, hwsrc=opt.get("hwsrc", smac), psrc=opt["psrc"], hwdst="00:00:00:00:00:00",
+                          pdst=opt["pdst"]))
+    elif kind == "dhcp-offer":
+        frames.append(Ether(src=smac, dst=BCAST) /
+                      IP(src=opt.get("src", myip), dst="255.255.255.255") / UDP(sport=67, dport=68) /
+                      BOOTP(op=2, xid=0x1234, yiaddr=opt.get("yiaddr", "192.0.2.200"), siaddr=myip,
+                            chaddr=mac2str(opt.get("chaddr", "02:00:00:00:0c:01"))) /
+                      DHCP(options=[("message-type", "offer"), ("server_id", myip), ("router", myip),
+                                    ("subnet_mask", "255.255.255.0"), ("lease_time", 600), "end"]))
+    elif kind == "dhcp-discover":
+        frames.append(Ether(src=smac, dst=BCAST) /
+                      IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67) /
+                      BOOTP(op=1, xid=0x4321, chaddr=mac2str(smac)) /
+                      DHCP(options=[("message-type", "discover"), "end"]))
+    elif kind == "dhcp6-advertise":
+        frames.append(Ether(src=smac, dst="33:33:00:01:00:02") /
+                      IPv6(src=opt.get("src", ll), dst="ff02::1:2") / UDP(sport=547, dport=546) /
+                      DHCP6_Advertise(trid=0x77) / DHCP6OptServerId(duid=DUID_LL(lladdr=smac)))
+    elif kind == "ra":
+        ra = (ICMPv6ND_RA(routerlifetime=1800) / ICMPv6NDOptSrcLLAddr(lladdr=smac) /
+              ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64, L=1, A=1,
+                                    validlifetime=3600, preferredlifetime=1800))
+        ip6 = IPv6(src=opt.get("src", ll), dst="ff02::1", hlim=255)
+        if opt.get("hbh") == "yes":
+            ip6 = ip6 / IPv6ExtHdrHopByHop()
+        frames.append(Ether(src=smac, dst="33:33:00:00:00:01") / ip6 / ra)
+    elif kind == "redirect":
+        frames.append(Ether(src=smac, dst=opt["dmac"]) /
+                      IPv6(src=opt.get("src", ll), dst=opt["dst"], hlim=255) /
+                      ICMPv6ND_Redirect(tgt=opt.get("tgt", ll), dst=opt.get("target", "2001:db8:1::1")))
+    elif kind == "ethertype":
+        frames.append(Ether(src=smac, dst=opt.get("dmac", BCAST), type=0x88B5) / Raw(tag * 4))
+    elif kind == "none":
+        pass
+    else:
+        sys.stderr.write(f"spoof.py: unknown kind {kind!r}\n")
+        return 2
+    frames = frames * int(opt.get("count", 2))
+    if opt.get("sentinel") == "yes":
+        frames.append(Ether(src=mymac, dst=BCAST) / IP(src=myip, dst="255.255.255.255") /
+                      UDP(sport=9, dport=9) / Raw(b"sentinel"))
+    if "sentinel6" in opt:
+        frames.append(Ether(src=mymac, dst="33:33:00:00:00:01") / IPv6(src=opt["sentinel6"], dst="ff02::1") /
+                      UDP(sport=9, dport=9) / Raw(b"sentinel6"))
+    if frames:
+        sendp(frames, iface=iface, inter=0.02)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,213 @@
+#!/usr/bin/env bats
+# network-bridge and VLANs on a kernel with 8021q (issue 3, items 1-4 and 7): a VLAN device as
+# netdev, seed 004 (dom0's VLANs move to dom0's side of the bridge, guests get the trunk),
+# vlans= (new VLAN devices on the bridge) and seed 000 (one bridge per VLAN by repeated calls).
+# Each test ends with the tier-1 comparison: the full state after stop equals the state before.
+# Runs inside the VM: bash test/vm/run.sh
+
+setup() {
+  load 'vm-helpers'
+  vm_setup
+}
+
+teardown() {
+  nb_teardown
+}
+
+@test "netdev=eth0.10 bridge=xenbr10: the VLAN device survives, its addresses and routes are on the bridge, back after stop" {
+  topo_vlans
+  snap_save before
+  run nb_hook start netdev=eth0.10 bridge=xenbr10
+  assert_success
+  assert_output --partial "started xenbr10 with port eth0.10"
+
+  # eth0.10 is still VLAN 10 of eth0, now a port of xenbr10, without addresses of its own.
+  run ip -n "$DOM0" -o -d link show eth0.10
+  assert_output --regexp "^[0-9]+: eth0\.10@eth0: .* master xenbr10 .*vlan protocol 802\.1Q id 10 "
+  run global_addrs "$DOM0" eth0.10
+  assert_output ""
+  run links_of "$DOM0" bridge
+  assert_output "xenbr10"
+  run ports_of "$DOM0" xenbr10
+  assert_output "eth0.10"
+  # The bridge has the VLAN device's MAC, addresses and routes.
+  run ip -n "$DOM0" -o link show xenbr10
+  assert_output --partial "link/ether $NB_MAC "
+  run global_addrs "$DOM0" xenbr10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  run ip -n "$DOM0" route show 100.64.10.0/24
+  assert_output "100.64.10.0/24 via 198.18.10.1 dev xenbr10 metric 10 "
+  run ip -n "$DOM0" -6 route show 2001:db8:1010::/64
+  assert_output --partial "2001:db8:1010::/64 via 2001:db8:10::1 dev xenbr10 "
+  # eth0 itself (untagged) and eth0.20 are untouched.
+  run global_addrs "$DOM0" eth0
+  assert_output "192.0.2.5/24 192.0.2.6/24 2001:db8::5/64"
+  run global_addrs "$DOM0" eth0.20
+  assert_output "198.18.20.5/24"
+  # Traffic: VLAN 10 through the bridge, untagged and VLAN 20 as before.
+  ping_ok "$DOM0" 198.18.10.1
+  ping_ok "$DOM0" 2001:db8:10::1
+  ping_ok "$DOM0" 192.0.2.1
+  ping_ok "$DOM0" 198.18.20.1
+
+  run nb_hook stop bridge=xenbr10
+  assert_success
+  run global_addrs "$DOM0" eth0.10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  assert_snap before
+  ping_ok "$DOM0" 198.18.10.1
+}
+
+@test "seed 004: dom0's eth0.10/eth0.20 move to the bridge's side with addresses and routes; lan and guests get VLAN 10, 20 and untagged; stop restores exactly" {
+  topo_vlans
+  snap_save before
+  run nb_hook start
+  assert_success
+  assert_output --partial "started eth0 with port peth0"
+  snap_save after
+
+  # eth0 is the bridge, peth0 (the veth) its only port; the VLAN devices hang off the bridge.
+  run links_of "$DOM0" bridge
+  assert_output "eth0"
+  run ports_of "$DOM0" eth0
+  assert_output "peth0"
+  run links_of "$DOM0" vlan
+  assert_output "eth0.10@eth0 eth0.20@eth0"
+  run ip -n "$DOM0" -o -d link show eth0.20
+  assert_output --regexp "eth0\.20@eth0: .* mtu 1400 .*vlan protocol 802\.1Q id 20 "
+  run bash -c "ip -n $DOM0 -o link show | grep -c '@peth0:'"
+  assert_output "0"
+  # Every address and route of eth0, eth0.10 and eth0.20 is as before (same names, so the same
+  # facts); the only new ones are the kernel's link-local routes of the port.
+  ip_facts "$NB_TMP/snap-before.json" >"$NB_TMP/before.facts"
+  ip_facts "$NB_TMP/snap-after.json" | grep -v '"dev":"peth0"' >"$NB_TMP/after.facts"
+  run diff -u "$NB_TMP/before.facts" "$NB_TMP/after.facts"
+  assert_success
+  run global_addrs "$DOM0" eth0.10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  run ip -n "$DOM0" route show table 20
+  assert_output "100.64.20.0/24 via 198.18.20.1 dev eth0.20 "
+
+  # (a) dom0 talks on VLAN 10, VLAN 20 and untagged to the lan namespace's own VLAN devices.
+  ping_ok "$DOM0" 198.18.10.1
+  ping_ok "$DOM0" 2001:db8:10::1
+  ping_ok "$DOM0" 198.18.20.1
+  ping_ok "$DOM0" 192.0.2.1
+  ping_ok "$LAN" 198.18.10.5
+  ping_ok "$LAN" 198.18.20.5
+
+  # (b) a guest on the bridge gets the trunk: frames tagged 10 and 20 ...
+  guest_on eth0
+  cap_start "$GUEST" eth0
+  broadcast "$LAN" lan0.10 198.18.10.99
+  broadcast "$LAN" lan0.20 198.18.20.99
+  broadcast "$LAN" lan0 192.0.2.99
+  wait_until 20 grep -q 'who-has 192.0.2.99' "$CAP" || fail "the guest saw no untagged broadcast: $(cat "$CAP")"
+  run grep -E 'vlan 10, .*who-has 198\.18\.10\.99' "$CAP"
+  assert_success
+  run grep -E 'vlan 20, .*who-has 198\.18\.20\.99' "$CAP"
+  assert_success
+  run grep -E 'who-has 192\.0\.2\.99' "$CAP"
+  refute_output --partial "802.1Q"
+  # ... and runs its own eth0.10 on VLAN 10, reaching lan and dom0 there.
+  vlan "$GUEST" eth0 10 198.18.10.7/24
+  ping_ok "$GUEST" 198.18.10.1
+  ping_ok "$GUEST" 198.18.10.5
+  ip -n "$DOM0" link del "$GUEST_VIF"
+
+  run nb_hook stop
+  assert_success
+  run links_of "$DOM0" vlan
+  assert_output "eth0.10@eth0 eth0.20@eth0"
+  run links_of "$DOM0" bridge
+  assert_output ""
+  assert_snap before
+  ping_ok "$DOM0" 198.18.10.1
+  ping_ok "$DOM0" 198.18.20.1
+}
+
+@test "vlans=30,40@addr: VLAN devices on the bridge (dom0's side) at start, with the address, gone after stop" {
+  topo_dom0_lan
+  vlan "$LAN" lan0 40 198.18.40.1/24 2001:db8:40::1/64
+  snap_save before
+  run nb_hook start vlans=30,40@198.18.40.5/24@2001:db8:40::5/64
+  assert_success
+  run links_of "$DOM0" vlan
+  assert_output "eth0.30@eth0 eth0.40@eth0"
+  run ip -n "$DOM0" -o -d link show eth0.30
+  assert_output --regexp "eth0\.30@eth0: <[^>]*UP[^>]*>.*vlan protocol 802\.1Q id 30 "
+  run ip -n "$DOM0" -o -d link show eth0.40
+  assert_output --regexp "eth0\.40@eth0: <[^>]*UP[^>]*>.*vlan protocol 802\.1Q id 40 "
+  run ip -n "$DOM0" -o -d link show eth0
+  assert_output --partial " bridge "
+  run global_addrs "$DOM0" eth0.40
+  assert_output "198.18.40.5/24 2001:db8:40::5/64"
+  run global_addrs "$DOM0" eth0.30
+  assert_output ""
+  ping_ok "$DOM0" 198.18.40.1
+  ping_ok "$LAN" 198.18.40.5
+
+  run nb_hook stop
+  assert_success
+  run links_of "$DOM0" vlan
+  assert_output ""
+  assert_snap before
+}
+
+@test "seed 000: one bridge per VLAN (xenbr2, xenbr10, xenbr20 over eth0.N by repeated calls); a guest on xenbr10 sees only VLAN 10, untagged; stop removes it all" {
+  topo_dom0_lan
+  local id
+  for id in 2 10 20; do vlan "$LAN" lan0 "$id" "198.18.$id.1/24"; done
+  # dom0: the admin VLAN 2 with an address (seed 000's ifcfg-xenbr2), 10 and 20 for guests only.
+  vlan "$DOM0" eth0 2 198.18.2.5/24
+  vlan "$DOM0" eth0 10
+  vlan "$DOM0" eth0 20
+  snap_save before
+  for id in 2 10 20; do
+    run nb_hook start "netdev=eth0.$id" "bridge=xenbr$id"
+    assert_success
+    assert_output --partial "started xenbr$id with port eth0.$id"
+  done
+  run links_of "$DOM0" bridge
+  assert_output "xenbr10 xenbr2 xenbr20"
+  for id in 2 10 20; do
+    run ports_of "$DOM0" "xenbr$id"
+    assert_output "eth0.$id"
+  done
+  run links_of "$DOM0" vlan
+  assert_output "eth0.10@eth0 eth0.20@eth0 eth0.2@eth0"
+  run global_addrs "$DOM0" xenbr2
+  assert_output "198.18.2.5/24"
+  run global_addrs "$DOM0" eth0
+  assert_output "192.0.2.5/24 192.0.2.6/24 2001:db8::5/64"
+  ping_ok "$DOM0" 198.18.2.1
+  ping_ok "$DOM0" 192.0.2.1
+
+  guest_on xenbr10
+  cap_start "$GUEST" eth0
+  broadcast "$LAN" lan0.2 198.18.2.99
+  broadcast "$LAN" lan0.20 198.18.20.99
+  broadcast "$LAN" lan0 192.0.2.99
+  broadcast "$LAN" lan0.10 198.18.10.99
+  wait_until 20 grep -q 'who-has 198.18.10.99' "$CAP" || fail "the guest on xenbr10 saw nothing of VLAN 10: $(cat "$CAP")"
+  sleep 1
+  run cat "$CAP"
+  # VLAN 10's frames arrive untagged; nothing of VLAN 2, VLAN 20 or the untagged LAN arrives.
+  assert_output --regexp "ethertype ARP \(0x0806\), length [0-9]+: Request who-has 198\.18\.10\.99"
+  refute_output --partial "802.1Q"
+  refute_output --partial "198.18.2.99"
+  refute_output --partial "198.18.20.99"
+  refute_output --partial "192.0.2.99"
+  ip -n "$GUEST" addr add 198.18.10.7/24 dev eth0
+  ping_ok "$GUEST" 198.18.10.1
+  ip -n "$DOM0" link del "$GUEST_VIF"
+
+  for id in 20 10 2; do
+    run nb_hook stop "bridge=xenbr$id"
+    assert_success
+  done
+  run links_of "$DOM0" bridge
+  assert_output ""
+  assert_snap before
+  ping_ok "$DOM0" 198.18.2.1
+}
