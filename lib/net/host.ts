@@ -30,15 +30,13 @@ export function defaultRouteDevice(host: HostState): string | undefined {
   return defaults[0]?.dev;
 }
 
-/** Routes through `dev` that an operator or a DHCP client made (not kernel-made), in order. */
+/**
+ * Routes through `dev` that an operator or a DHCP client made (not kernel-made), in order;
+ * multipath routes count when one of their hops goes through `dev`.
+ */
 export function userRoutes(host: HostState, dev: string, family: Family): Route[] {
-  return (family === 4 ? host.routes4 : host.routes6).filter((r) => r.dev === dev && !isKernelRoute(r) && !r.nexthops);
-}
-
-/** Multipath routes with a nexthop through `dev`: not moved, but worth a warning. */
-export function multipathRoutesVia(host: HostState, dev: string): Route[] {
-  return [...host.routes4, ...host.routes6].filter(
-    (r) => Array.isArray(r.nexthops) && r.nexthops.some((n) => (n as { dev?: string }).dev === dev),
+  return (family === 4 ? host.routes4 : host.routes6).filter(
+    (r) => !isKernelRoute(r) && (r.dev === dev || (r.nexthops ?? []).some((n) => n.dev === dev)),
   );
 }
 

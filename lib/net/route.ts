@@ -15,7 +15,15 @@ export interface Route {
   pref?: string;
   tos?: string;
   metrics?: Record<string, number | [string, number] | unknown>[];
-  nexthops?: unknown[];
+  /** A multipath route: no top-level gateway or dev. */
+  nexthops?: Nexthop[];
+}
+
+export interface Nexthop {
+  gateway?: string;
+  dev?: string;
+  weight?: number;
+  flags?: string[];
 }
 
 export type Family = 4 | 6;
@@ -37,11 +45,24 @@ function selector(r: Route, dev: string): string[] {
   if (r.type && r.type !== 'unicast') a.push(r.type);
   a.push(r.dst);
   if (r.tos) a.push('tos', r.tos);
-  if (r.gateway) a.push('via', r.gateway);
-  a.push('dev', dev);
+  if (!r.nexthops) {
+    if (r.gateway) a.push('via', r.gateway);
+    a.push('dev', dev);
+  }
   if (r.table && r.table !== 'main') a.push('table', r.table);
   if (r.metric !== undefined) a.push('metric', String(r.metric));
   return a;
+}
+
+/** The nexthop list of a multipath route, with the hops through `from` moved to `to`. */
+function nexthopArgs(r: Route, from: string, to: string): string[] {
+  return (r.nexthops ?? []).flatMap((n) => [
+    'nexthop',
+    ...(n.gateway ? ['via', n.gateway] : []),
+    ...(n.dev ? ['dev', n.dev === from ? to : n.dev] : []),
+    ...(n.weight !== undefined && n.weight !== 1 ? ['weight', String(n.weight)] : []),
+    ...(n.flags?.includes('onlink') ? ['onlink'] : []),
+  ]);
 }
 
 function metricArgs(r: Route): string[] {
@@ -55,14 +76,19 @@ function metricArgs(r: Route): string[] {
   return a;
 }
 
-export function addRoute(r: Route, family: Family, dev: string): Command {
+/**
+ * `ip route add` that recreates `r` through `dev`. For a multipath route only the hops through
+ * `from` (the device it was observed on) move to `dev`; the others stay where they are.
+ */
+export function addRoute(r: Route, family: Family, dev: string, from: string = dev): Command {
   const argv = ['ip', `-${family}`, 'route', 'add', ...selector(r, dev)];
   if (r.protocol && r.protocol !== 'boot') argv.push('proto', r.protocol);
   if (r.scope && r.scope !== 'global' && r.scope !== 'universe') argv.push('scope', r.scope);
   if (r.prefsrc) argv.push('src', r.prefsrc);
   if (r.pref && r.pref !== 'medium') argv.push('pref', r.pref);
-  if (r.flags?.includes('onlink')) argv.push('onlink');
+  if (!r.nexthops && r.flags?.includes('onlink')) argv.push('onlink');
   argv.push(...metricArgs(r));
+  argv.push(...nexthopArgs(r, from, dev));
   return { argv, tolerate: ADD_TOLERATE };
 }
 

@@ -13,7 +13,6 @@ import { addAddress, cidrOf, delAddress, isKernelGenerated, type Address } from 
 import {
   defaultRouteDevice,
   findLink,
-  multipathRoutesVia,
   portsOf,
   userRoutes,
   vlansOn,
@@ -112,7 +111,7 @@ function attachSteps(to: string, from: string, cfg: IpConfig): Step[] {
     ),
     ...cfg.routes.map(({ family, route }) =>
       step(`route-on:${to}:${family}:${routeKey(route)}`, `put route ${describeRoute(route)} on ${to}`,
-        [addRoute(route, family, to)], [delRoute(route, family, to)]),
+        [addRoute(route, family, to, from)], [delRoute(route, family, to)]),
     ),
   ];
 }
@@ -186,9 +185,6 @@ export function planStart(req: BridgeRequest, obs: BridgeObserved): StartDecisio
       throw new PlanError(
         `bridge=${bridge}: a device of that name already exists (${existingBridge.linkinfo?.info_kind ?? 'device'}); network-bridge creates the bridge itself: remove it (ip link del ${bridge}) or choose another bridge=`,
       );
-    }
-    for (const mp of multipathRoutesVia(host, netdev)) {
-      warnings.push(`multipath route ${mp.dst} has a nexthop through ${netdev} and is not moved; re-add it through ${bridge}`);
     }
 
     const kids = vlansOn(host, netdev);

@@ -113,6 +113,27 @@ ip_facts() {
   assert_snap before
 }
 
+@test "multipath routes with a hop through netdev move to the bridge (other hops stay) and come back on stop" {
+  nb_uplink "$DOM0" eth1 "$LAN" lan1
+  ip -n "$DOM0" addr add 198.18.1.5/24 dev eth1
+  ip -n "$DOM0" -6 addr add 2001:db8:e1::5/64 dev eth1 nodad
+  ip -n "$DOM0" route add 10.30.0.0/16 metric 10 nexthop via "$NB_GW" dev eth0 weight 3 nexthop via 198.18.1.1 dev eth1
+  ip -n "$DOM0" -6 route add 2001:db8:30::/64 nexthop via "$NB_GW6" dev eth0 nexthop via 2001:db8:e1::1 dev eth1
+  snap_save before
+  run nb_hook start bridge=xenbr0
+  assert_success
+  refute_output --partial warning
+  run ip -n "$DOM0" route show 10.30.0.0/16
+  assert_output --partial "nexthop via $NB_GW dev xenbr0 weight 3"
+  assert_output --partial "nexthop via 198.18.1.1 dev eth1 weight 1"
+  run ip -n "$DOM0" -6 route show 2001:db8:30::/64
+  assert_output --partial "via $NB_GW6 dev xenbr0"
+  assert_output --partial "via 2001:db8:e1::1 dev eth1"
+  run nb_hook stop bridge=xenbr0
+  assert_success
+  assert_snap before
+}
+
 @test "a netdev that is down: the bridge is made and left down (with a warning); stop restores" {
   ip -n "$DOM0" link set eth0 down
   snap_save before

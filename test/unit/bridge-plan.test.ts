@@ -228,3 +228,17 @@ test('a shared setting is restored by the last bridge out, with the value from b
   // then a is last: restores ACCEPT
   assert.deepEqual(planStop(a, []).plan.steps.map((s) => s.run[0]?.argv[0]), ['ACCEPT', 'del']);
 });
+
+test('multipath routes: the hops through netdev move to the bridge, the others stay', () => {
+  const h = host('eth0');
+  h.routes4.push({ dst: '10.30.0.0/16', metric: 10, flags: [], nexthops: [
+    { gateway: '192.0.2.1', dev: 'eth0', weight: 3, flags: [] }, { gateway: '198.18.1.1', dev: 'eth1', weight: 1, flags: [] }] });
+  const steps = plan(planStart(req({ bridge: 'xenbr0' }), observed(h)));
+  const off = steps.find((s) => s.id === 'route-off:eth0:4:10.30.0.0/16,metric=10');
+  const on = steps.find((s) => s.id === 'route-on:xenbr0:4:10.30.0.0/16,metric=10');
+  assert.deepEqual(off?.run[0]?.argv, ['ip', '-4', 'route', 'del', '10.30.0.0/16', 'metric', '10']);
+  assert.deepEqual(off?.undo[0]?.argv, ['ip', '-4', 'route', 'add', '10.30.0.0/16', 'metric', '10',
+    'nexthop', 'via', '192.0.2.1', 'dev', 'eth0', 'weight', '3', 'nexthop', 'via', '198.18.1.1', 'dev', 'eth1']);
+  assert.deepEqual(on?.run[0]?.argv, ['ip', '-4', 'route', 'add', '10.30.0.0/16', 'metric', '10',
+    'nexthop', 'via', '192.0.2.1', 'dev', 'xenbr0', 'weight', '3', 'nexthop', 'via', '198.18.1.1', 'dev', 'eth1']);
+});
