@@ -9,12 +9,12 @@ import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue } from '../cli/values.ts';
 import { run } from '../exec.ts';
 import { execute, renderPlan } from '../executor.ts';
-import type { FirewallBackend } from '../firewall/guard.ts';
+import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { PlanError, type Plan } from '../plan.ts';
-import { planOffline, planOnline, targetName, type TypeIf, type VifCommand, type VifRequest } from '../plans/vif-bridge.ts';
+import { planOffline, planOnline, targetName, type LeftoverGuard, type TypeIf, type VifCommand, type VifRequest } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
 import { absolutePath, frontendPathOf, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 
@@ -44,7 +44,12 @@ export interface Context {
 class VifFailure extends Error {}
 
 
-function requestFrom(ctx: Context, command: VifCommand, typeIf: TypeIf, dev: string, xs: ReadonlyMap<string, string>): VifRequest {
+/**
+ * argv/env overridden by xenstore. A malformed xenstore value fails the request, unless
+ * `skipInvalid` is given (offline: what online set up must come out whatever xenstore says now);
+ * then the key is left out and reported to it.
+ */
+function requestFrom(ctx: Context, command: VifCommand, typeIf: TypeIf, dev: string, xs: ReadonlyMap<string, string>, skipInvalid?: (message: string) => void): VifRequest {
   const o = new Map(ctx.inv.options);
   for (const key of XENSTORE_KEYS) {
     const raw = xs.get(key);
@@ -55,7 +60,9 @@ function requestFrom(ctx: Context, command: VifCommand, typeIf: TypeIf, dev: str
       o.set(key, parseValue(opt.type, raw.trim()));
     } catch (e) {
       if (!(e instanceof InvalidValue)) throw e;
-      throw new VifFailure(`invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`);
+      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`;
+      if (!skipInvalid) throw new VifFailure(message);
+      skipInvalid(`${message} (ignored)`);
     }
   }
   const ip = (o.get('ip') as string[] | undefined) ?? [];
@@ -92,6 +99,19 @@ async function runPostHooks(ctx: Context, vars: Record<string, string>): Promise
   }
 }
 
+/**
+ * The guard an earlier online of this vif left: the state record's, else (a run killed before it
+ * wrote one, an offline that failed) the iptables backend's ebtables chain, found by name. The
+ * nft backend needs no probe: its transaction replaces a vif's chain and map entry in place.
+ */
+async function leftoverGuard(record: VifRecord | undefined, req: VifRequest): Promise<LeftoverGuard | undefined> {
+  if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack };
+  if (req.firewall !== 'iptables') return undefined;
+  const dev = targetName(req);
+  const r = await run({ argv: ['ebtables', '-L', chainName(dev)] });
+  return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
+}
+
 function printPlan(title: string, plan: Plan, flags: Flags, extra: Record<string, unknown>): void {
   if (flags.json) process.stdout.write(JSON.stringify({ dryRun: true, ...extra, steps: plan.steps }, null, 2) + '\n');
   else process.stdout.write(`${title} (dry run: nothing is changed)\n${renderPlan(plan)}`);
@@ -124,7 +144,7 @@ export async function vifBridge(ctx: Context): Promise<number> {
 
   if (!up) {
     const record = store.read(stateKey);
-    const req = requestFrom(ctx, command, typeIf, dev, xs);
+    const req = requestFrom(ctx, command, typeIf, dev, xs, (m) => out.say(`warning: ${m}`));
     const name = record?.dev ?? targetName(req);
     const plan = planOffline(name, record?.firewall ?? req.firewall, record?.notrack ?? req.notrack);
     if (ctx.flags.dryRun) {
@@ -147,10 +167,14 @@ export async function vifBridge(ctx: Context): Promise<number> {
     const req = requestFrom(ctx, command, typeIf, dev, xs);
     const host = await observeHost();
     const frontend = frontendPathOf(backend, xs);
+    const leftover = await leftoverGuard(store.read(stateKey), req);
     const online = planOnline(req, host, (mtu) =>
       [writeCommand([[`${frontend}/mtu`, String(mtu)], ...(typeIf === 'vif' ? [[`${backend}/hotplug-status`, 'connected'] as [string, string]] : [])])],
-    );
-    for (const w of online.warnings) out.say(`warning: ${w}`);
+    leftover);
+    for (const w of online.warnings) {
+      out.say(`warning: ${w}`);
+      out.log.warn({ dev: online.dev }, w); // the hotplug log is where an operator looks later
+    }
     if (ctx.flags.dryRun) {
       printPlan(`${command} ${online.dev} on ${online.bridge}`, online.plan, ctx.flags, { command, dev: online.dev, bridge: online.bridge, mtu: online.mtu });
       return 0;

@@ -16,7 +16,7 @@ import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
-import { absolutePath, escapeValue, frontendPathOf, readDir, tapBackendPath, XenstoreError } from '../xenstore.ts';
+import { absolutePath, frontendPathOf, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
@@ -108,15 +108,11 @@ export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, k
   return o;
 }
 
-export function xenstoreWrite(pairs: [string, string][]): Command {
-  return { argv: ['xenstore-write', '--', ...pairs.flatMap(([k, v]) => [absolutePath(k), escapeValue(v)])] };
-}
-
 /** Success, in one transaction, last in the plan: the frontend's mtu, and `connected` for a PV vif. */
 export function reportSuccess(call: VifCall, mtu: number): Command[] {
   const pairs: [string, string][] = [[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)]];
   if (call.typeIf === 'vif') pairs.push([`${call.backend}/hotplug-status`, 'connected']);
-  return [xenstoreWrite(pairs)];
+  return [writeCommand(pairs)];
 }
 
 /** Scripts in vif-post.d are bash fragments that the originals source; run them the same way. */
@@ -191,7 +187,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     const message = (e as Error).message;
     out.log.error({ error: message }, `${call.command} failed`);
     if (!flags.dryRun) {
-      const r = await run(xenstoreWrite([[`${call.backend}/hotplug-error`, message], [`${call.backend}/hotplug-status`, 'error']]));
+      const r = await run(writeCommand([[`${call.backend}/hotplug-error`, message], [`${call.backend}/hotplug-status`, 'error']]));
       if (r.exitCode !== 0) out.say(`warning: could not report the error to xenstore: ${r.stderr.trim()}`);
     }
     throw e;

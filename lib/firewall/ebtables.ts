@@ -11,6 +11,7 @@ function rules(g: VifGuard): string[] {
   const c = chainName(g.dev);
   const r = (spec: string) => `-A ${c} ${spec}`;
   const out: string[] = [];
+  if (g.l2 === false) return out; // antispoof=no: the chain stays, empty, policy RETURN
   if (g.mac) {
     out.push(r(`-s ! ${g.mac} -j DROP`));
     out.push(r(`-p ARP --arp-mac-src ! ${g.mac} -j DROP`));
@@ -42,7 +43,7 @@ export function ebtablesApply(g: VifGuard): Command {
   const c = chainName(g.dev);
   const script = [
     '*filter',
-    `:${c} ${g.antispoof ? 'DROP' : 'RETURN'}`,
+    `:${c} ${g.antispoof && g.l2 !== false ? 'DROP' : 'RETURN'}`,
     ...rules(g),
     `-A FORWARD -i ${g.dev} -j ${c}`,
     `-A INPUT -i ${g.dev} -j ${c}`,

@@ -14,6 +14,12 @@ export interface VifGuard {
   ipv6: string[];
   /** Enforce source addresses (else only MAC checks, for a guest without `ip`). */
   antispoof: boolean;
+  /**
+   * false with antispoof=no: no layer-2 filtering at all, not even the DHCP-server and
+   * router-advertisement drops (a guest that is the router or DHCP server of the others).
+   * Undefined counts as true.
+   */
+  l2?: boolean | undefined;
   /** Keep the guest's traffic out of dom0's conntrack table. */
   notrack: boolean;
 }

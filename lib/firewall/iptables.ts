@@ -72,7 +72,8 @@ export function l3Apply(family: 4 | 6, v: VifL3): Command {
     : [
         ...v.sources.map((s) => `-A ${v.chain} -s ${s} -j ACCEPT`),
         ...(v.dhcp ? [`-A ${v.chain} -s 0.0.0.0/32 -p udp --sport 68 --dport 67 -j ACCEPT`] : []),
-        ...(family === 6 ? [`-A ${v.chain} -s fe80::/10 -j ACCEPT`] : []),
+        // Link-local (NDP, DHCPv6 client) and :: (duplicate address detection), as at layer 2.
+        ...(family === 6 ? [`-A ${v.chain} -s fe80::/10 -j ACCEPT`, `-A ${v.chain} -s ::/128 -j ACCEPT`] : []),
       ];
   const script = [
     ...(raw.length ? ['*raw', ...raw, 'COMMIT'] : []),

@@ -74,7 +74,8 @@ export function resolveBridge(host: HostState, wanted: string | undefined): stri
 
 function guardOf(req: VifRequest, dev: string): VifGuard {
   const { ipv4, ipv6 } = splitAddresses(req.ip);
-  return { dev, mac: req.mac, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, notrack: req.notrack };
+  // antispoof=no: no MAC, ARP, source or server checks at all (ACCEPT rules and NOTRACK remain).
+  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack: req.notrack };
 }
 
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
@@ -121,11 +122,21 @@ export function portTeardown(dev: string): Command {
   return { ...ipBatch([`link set dev ${dev} down`, `link set dev ${dev} nomaster`], true), tolerate: [''] };
 }
 
+/** A guard an earlier online of the same device left in place (a re-run, or no offline came). */
+export interface LeftoverGuard {
+  dev: string;
+  firewall: FirewallBackend;
+  notrack: boolean;
+}
+
 /**
  * online (vif) / add (tap). `finish` are the xenstore writes that report success; they run last,
- * so `hotplug-status connected` is only written once everything else is in place.
+ * so `hotplug-status connected` is only written once everything else is in place. A `leftover`
+ * guard is removed first, in the firewall step, so that every rule exists once whatever ran
+ * before (the ebtables/iptables jumps would otherwise be inserted a second time, and one offline
+ * could not remove them).
  */
-export function planOnline(req: VifRequest, host: HostState, finish: (mtu: number) => Command[]): OnlinePlan {
+export function planOnline(req: VifRequest, host: HostState, finish: (mtu: number) => Command[], leftover?: LeftoverGuard): OnlinePlan {
   const warnings: string[] = [];
   const link = findLink(host, req.dev);
   const dev = targetName(req);
@@ -152,6 +163,7 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
   const bridgeLink = findLink(host, bridge);
   const mtu = req.mtu ?? bridgeLink?.mtu ?? 1500;
   let guard: VifGuard | undefined;
+  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack) : [];
   if (req.firewall !== 'none') {
     guard = guardOf(req, dev);
     if (req.antispoof && req.ip.length === 0) {
@@ -159,7 +171,9 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     }
     if (!req.mac) warnings.push('guest has no mac in xenstore: source MACs are not checked');
     const fw = firewallCommands(req.firewall, guard);
-    steps.push(step('firewall', `guard ${dev}: ${describeGuard(guard)}`, fw.apply, fw.remove));
+    steps.push(step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove));
+  } else if (leftover && stale.length) {
+    steps.push(step('firewall', `remove the firewall guard an earlier online left on ${leftover.dev}`, stale, []));
   }
   const enslaved = (findLink(host, dev) ?? link)?.master === bridge;
   steps.push(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev)]));

@@ -89,7 +89,7 @@ routed_guest() {
   assert_output --partial "$G6 dev vif1.0 metric 2"
   run ip -n "$DOM0" -6 neigh show proxy
   assert_output --partial "$G6 dev eth0 proxy"
-  [[ $(nb_sysctl net/ipv4/conf/vif1.0/proxy_arp) == 1 ]]
+  [[ $(ip netns exec "$DOM0" cat /proc/sys/net/ipv4/conf/vif1.0/proxy_arp) == 1 ]]
 
   run ip netns exec "$GUEST" ping -c 1 -W 3 "$NB_GW"
   assert_success
@@ -184,6 +184,8 @@ routed_guest() {
 
   # The emulated NIC of an HVM guest: INTERFACE=vif1.0-emu, type_if=tap.
   ip -n "$DOM0" link add vif1.0-emu type veth peer name tap-peer
+  ip -n "$DOM0" link set vif1.0-emu up
+  ip -n "$DOM0" link set vif1.0-emu down
   snap_save tap
   run ip netns exec "$DOM0" env INTERFACE=vif1.0-emu "$RT_DIST/vif-route" add type_if=tap
   assert_success
@@ -203,45 +205,21 @@ routed_guest() {
   assert_success
   snap_save before
   rt_leftovers >"$NB_TMP/left-before"
-  run rt_vif vif-route online 1 0
-  assert_failure 1
-  assert_output --partial "needs the guest's addresses in xenstore \`ip\`"
-  [[ $(rt_xs 1 0 hotplug-status) == error ]]
-  [[ $(rt_xs 1 0 hotplug-error) == *"needs the guest's addresses in xenstore \`ip\`"* ]]
-  assert_snap before
-  assert_leftovers before "after the refused online"
+  rt_refused vif-route 1 0 "needs the guest's addresses in xenstore \`ip\`"
 }
 
 @test "other refusals: netdev without IPv4, vifname taken, bad xenstore ip, missing device: hotplug-error, nothing changed" {
   rt_guest 1 0 ip="$G4"
+  xenstored_add_vif 4 0 ip="$G4" # a backend without its device
   ip -n "$DOM0" link add spare0 type veth peer name spare1
   snap_save before
   rt_leftovers >"$NB_TMP/left-before"
-  local args msg
-  while IFS='|' read -r args msg; do
-    xenstore-write /local/domain/0/backend/vif/1/0/hotplug-status "" /local/domain/0/backend/vif/1/0/hotplug-error ""
-    # shellcheck disable=SC2086
-    run rt_vif vif-route online 1 0 $args
-    assert_failure 1
-    assert_output --partial "$msg"
-    [[ $(rt_xs 1 0 hotplug-status) == error ]] || fail "$args: hotplug-status is $(rt_xs 1 0 hotplug-status)"
-    [[ $(rt_xs 1 0 hotplug-error) == *"$msg"* ]] || fail "$args: hotplug-error is $(rt_xs 1 0 hotplug-error)"
-    assert_snap before
-    assert_leftovers before "after: $args"
-  done <<'EOF'
-netdev=spare0|spare0 has no IPv4 address
-netdev=nosuch0|netdev=nosuch0: no such device
-vifname=spare0|Cannot rename interface vif1.0 to spare0
-EOF
+  rt_refused vif-route 1 0 "spare0 has no IPv4 address" netdev=spare0
+  rt_refused vif-route 1 0 "netdev=nosuch0: no such device" netdev=nosuch0
+  rt_refused vif-route 1 0 "Cannot rename interface vif1.0 to spare0" vifname=spare0
+  rt_refused vif-route 4 0 "device vif4.0 does not exist"
   xenstore-write /local/domain/0/backend/vif/1/0/ip "not-an-address"
-  run rt_vif vif-route online 1 0
-  assert_failure 1
-  [[ $(rt_xs 1 0 hotplug-error) == *'invalid xenstore ip="not-an-address"'* ]]
-  run ip netns exec "$DOM0" env vif=vif9.0 XENBUS_PATH=backend/vif/1/0 "$RT_DIST/vif-route" online ip="$G4"
-  assert_failure 1
-  [[ $(rt_xs 1 0 hotplug-error) == *"device vif9.0 does not exist"* ]]
-  assert_snap before
-  assert_leftovers before "after the other refusals"
+  rt_refused vif-route 1 0 'invalid xenstore ip="not-an-address"'
 }
 
 @test "vif-route online: a fault at every step rolls back and reports hotplug-error" {
@@ -250,21 +228,8 @@ EOF
   assert_success
   snap_save before
   rt_leftovers >"$NB_TMP/left-before"
-  local ids id n=0
-  ids=$(rt_vif vif-route online 1 0 --dry-run --json | plan_ids)
-  [[ $ids == *guard* && $ids == *rename* && $ids == *mtu* && $ids == *ndp-proxy* ]] || fail "unexpected plan: $ids"
-  while read -r id; do
-    n=$((n + 1))
-    xenstore-write /local/domain/0/backend/vif/1/0/hotplug-status "" /local/domain/0/backend/vif/1/0/hotplug-error ""
-    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 "$RT_DIST/vif-route" online
-    [[ $status -eq 1 ]] || fail "fault at '$id': exit $status: $output"
-    [[ $output == *"rollback incomplete"* ]] && fail "fault at '$id': $output"
-    [[ $(rt_xs 1 0 hotplug-status) == error ]] || fail "fault at '$id': hotplug-status $(rt_xs 1 0 hotplug-status)"
-    [[ $(rt_xs 1 0 hotplug-error) == *"injected fault"* ]] || fail "fault at '$id': hotplug-error $(rt_xs 1 0 hotplug-error)"
-    assert_snap before
-    assert_leftovers before "fault at '$id'"
-  done <<<"$ids"
-  echo "# vif-route online: $n steps, each failed and rolled back" >&3
+  rt_fault_every_step vif-route 1 0
+  [[ $RT_FAULT_IDS == *guard* && $RT_FAULT_IDS == *rename* && $RT_FAULT_IDS == *mtu* && $RT_FAULT_IDS == *ndp-proxy* ]] || fail "unexpected plan: $RT_FAULT_IDS"
   run rt_vif vif-route online 1 0
   assert_success
   [[ $(rt_xs 1 0 hotplug-status) == connected ]]
@@ -291,6 +256,18 @@ EOF
   run rt_net network-route stop
   assert_success
   assert_leftovers before "after the real stop"
+}
+
+@test "offline after netback removed the device and libxl the backend: exit 0, rules, proxy entries and state gone" {
+  rt_leftovers >"$NB_TMP/left-before"
+  routed_guest
+  ip -n "$DOM0" link del vif1.0
+  xenstored_remove_vif 1 0
+  run rt_vif vif-route offline 1 0
+  assert_success
+  run rt_net network-route stop
+  assert_success
+  assert_leftovers before "after offline of a removed device"
 }
 
 @test "offline without the record online left (state lost) still removes the guard by its name" {

@@ -7,8 +7,19 @@
 # for want of traffic. A sentinel (a legitimate datagram sent after the spoofed frames, on the
 # same path) shows the path works: once it has arrived, what is missing was dropped.
 # The iptables FORWARD policy is ACCEPT (the default) unless a test says otherwise.
+# Guest 2 is attached without the hook unless a test needs its guard (FORWARD DROP, NOTRACK).
 
 bats_require_minimum_version 1.5.0
+
+setup_file() {
+  load '../helpers/guest'
+  vb_setup_file
+}
+
+teardown_file() {
+  load '../helpers/guest'
+  vb_teardown_file
+}
 
 setup() {
   load '../helpers/guest'
@@ -16,8 +27,8 @@ setup() {
   vb_dom0
   vb_guest 1 0
   vb_guest 2 0
-  run vb_online 2 0
-  assert_success
+  # Guest 2 only listens: on the bridge by hand (tests that need its guard online it).
+  vb_attach 2 0
   G1MAC=$(vb_mac 1 0) G2MAC=$(vb_mac 2 0) G1IP=$(vb_ip4 1 0) G2IP=$(vb_ip4 2 0)
   G1IP6=$(vb_ip6 1 0)
   FAKEMAC=00:16:3e:aa:bb:cc
@@ -25,7 +36,7 @@ setup() {
   SPOOF_ARP="arp and arp[6:2] = 2 and ether src $G1MAC and (arp[14:4] = $(ip2hex "$G2IP") or arp[14:4] = $(ip2hex "$VB_LAN_IP"))"
   # Router advertisements from guest 1: plain, and behind a hop-by-hop header (next header 0).
   SPOOF_RA="icmp6 and ip6[40] = 134 and ether src $G1MAC"
-  SPOOF_RA_HBH="ip6 and ip6[6] = 0 and ether src $G1MAC"
+  SPOOF_RA_HBH="ip6 and ip6[6] = 0 and ip6[48] = 134 and ether src $G1MAC"
 }
 
 teardown() {
@@ -380,11 +391,13 @@ dhcp_lease() {
   assert_output --partial "DHCPACK(lan0) $G1IP $G1MAC"
 }
 
-@test "legit DHCP from scapy: a DHCPDISCOVER from 0.0.0.0 is seen at the LAN and the other guest" {
+@test "legit DHCP from scapy: a DHCPDISCOVER from 0.0.0.0 and an ARP probe (sender 0.0.0.0) are seen at the LAN and the other guest" {
   guest1
   listen lan peer
-  spoof 1 0 dhcp-discover sentinel=yes
+  spoof 1 0 dhcp-discover
+  spoof 1 0 arp-request psrc=0.0.0.0 pdst="$G1IP" sentinel=yes
   assert_arrived "src host 0.0.0.0 and udp dst port 67 and ether src $G1MAC" lan peer
+  assert_arrived "arp and arp[6:2] = 1 and arp[14:4] = 0 and ether src $G1MAC" lan peer
 }
 
 # ndp_works: link-local and global pings (neighbour discovery both ways), then duplicate address
@@ -418,6 +431,33 @@ ndp_works() {
 # ---------------------------------------------------------------------------------------------
 # Modes.
 
+@test "CIDR and several ip entries: any source inside them passes, one outside is dropped (IPv4 and IPv6)" {
+  vb_guest 3 0 ip="192.0.2.64/28 192.0.2.33 2001:db8:64::/64"
+  run vb_online 3 0
+  assert_success
+  listen lan
+  spoof 3 0 udp src=192.0.2.70 tag=in28
+  spoof 3 0 udp src=192.0.2.33 tag=second
+  spoof 3 0 udp6 src=2001:db8:64::5 tag=in64
+  spoof 3 0 udp src=192.0.2.80 tag=out28
+  spoof 3 0 udp6 src=2001:db8:65::5 tag=out64 sentinel=yes
+  assert_dropped 'ip src 192.0.2.80 or ip6 src 2001:db8:65::5' lan
+  assert_arrived 'ip src 192.0.2.70' lan
+  assert_arrived 'ip src 192.0.2.33' lan
+  assert_arrived 'ip6 src 2001:db8:64::5' lan
+}
+
+@test "ip without an IPv6 entry: every IPv6 source but link-local (and ::) is dropped" {
+  vb_guest 3 0 ip=192.0.2.30
+  run vb_online 3 0
+  assert_success
+  listen lan
+  spoof 3 0 udp6 src=2001:db8::30 tag=global
+  spoof 3 0 udp6 tag=linklocal sentinel=yes
+  assert_dropped 'ip6 src 2001:db8::30' lan
+  assert_arrived 'ip6 src fe80::216:3eff:fe00:300 and udp port 4000' lan
+}
+
 @test "no ip in xenstore: a warning (stderr and log), and only MAC checks: another IPv4 source passes, another MAC does not" {
   vb_guest 3 0 '!ip'
   run vb_online 3 0
@@ -431,14 +471,18 @@ ndp_works() {
   assert_dropped "$SPOOF_MAC" lan
 }
 
-@test "antispoof=no: the guest's sources are not checked (spoofs pass), NOTRACK stays" {
+@test "antispoof=no: nothing is filtered (another source, another MAC, a DHCP server, an RA pass), NOTRACK stays" {
   guest1 antispoof=no
   rules_for vif1.0 | grep -q NOTRACK || fail "no NOTRACK rule with antispoof=no: $(rules_for vif1.0)"
   listen lan
   spoof 1 0 udp src=192.0.2.99
   spoof 1 0 udp smac="$FAKEMAC"
+  spoof_dhcpd
+  spoof 1 0 ra
   assert_arrived "$SPOOF_IP4" lan
   assert_arrived "$SPOOF_MAC" lan
+  assert_arrived "$SPOOF_DHCPD" lan
+  assert_arrived "$SPOOF_RA" lan
 }
 
 @test "the guard holds with the FORWARD policy ACCEPT: it is the default here and the spoof is still dropped" {
@@ -460,6 +504,8 @@ forward_drop() {
 
 @test "FORWARD policy DROP + bridge-nf-call-iptables=1: legit IPv4/IPv6 traffic, DHCP and NDP pass (our ACCEPT rules); spoofs are dropped" {
   forward_drop
+  run vb_online 2 0
+  assert_success
   guest1
   run vb_gexec 1 0 ping -c 1 -W 2 "$VB_LAN_IP"
   assert_success
@@ -508,6 +554,8 @@ conntrack_entries() {
 @test "NOTRACK: with conntrack in use, the guest's traffic creates no conntrack entry (raw rule counts it)" {
   [[ -e /proc/net/nf_conntrack ]] || skip "no /proc/net/nf_conntrack on this kernel"
   conntrack_in_use
+  run vb_online 2 0
+  assert_success
   guest1
   guest_flows
   run conntrack_entries
@@ -520,6 +568,8 @@ conntrack_entries() {
 @test "control: with notrack=no the same traffic does create conntrack entries" {
   [[ -e /proc/net/nf_conntrack ]] || skip "no /proc/net/nf_conntrack on this kernel"
   conntrack_in_use
+  run vb_online 2 0
+  assert_success
   guest1 notrack=no
   guest_flows
   run conntrack_entries

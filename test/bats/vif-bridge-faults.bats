@@ -7,6 +7,16 @@
 
 bats_require_minimum_version 1.5.0
 
+setup_file() {
+  load '../helpers/guest'
+  vb_setup_file
+}
+
+teardown_file() {
+  load '../helpers/guest'
+  vb_teardown_file
+}
+
 setup() {
   load '../helpers/guest'
   vb_setup
@@ -158,6 +168,13 @@ EOF
   shim "$VB_TMP/bin" ip '[[ $in == *"master xenbr0"* ]]'
   PATH="$VB_TMP/bin:$PATH" run vb_online 1 0
   assert_failed_cleanly 1 0 vif1.0 "refused by the test shim"
+}
+
+@test "a value in xenstore that is not what it should be (ip=bogus): error names the key, nothing changed" {
+  vb_dom0
+  vb_vif 1 0 ip=bogus
+  run vb_online 1 0
+  assert_failed_cleanly 1 0 vif1.0 "invalid xenstore ip"
 }
 
 @test "the device does not exist: error reported, nothing changed" {

@@ -6,6 +6,16 @@
 
 bats_require_minimum_version 1.5.0
 
+setup_file() {
+  load '../helpers/guest'
+  vb_setup_file
+}
+
+teardown_file() {
+  load '../helpers/guest'
+  vb_teardown_file
+}
+
 setup() {
   load '../helpers/guest'
   vb_setup
@@ -290,6 +300,20 @@ $rules"
   assert_equal "$(state_files)" ""
 }
 
+@test "offline after xenstore changed (other ip, another vifname, a malformed mtu) removes what online set up" {
+  vb_dom0
+  vb_guest 1 0 vifname=web0
+  run vb_online 1 0
+  assert_success
+  xenstore-write "$(be 1 0)/ip" 198.51.100.7 "$(be 1 0)/vifname" other0 "$(be 1 0)/mtu" 5
+  run vb_offline 1 0
+  assert_success
+  assert_output --partial 'invalid xenstore mtu="5"'
+  assert_no_rules web0 other0 vif1.0
+  assert_released web0
+  assert_equal "$(state_files)" ""
+}
+
 @test "offline of a device that is already gone exits 0 and still removes its rules" {
   vb_dom0
   vb_guest 1 0
@@ -331,6 +355,11 @@ $rules"
   assert_success
   assert_equal "$(rules_for vif1.0)" "$once"
   assert_port vif1.0 xenbr0 "$VB_MTU"
+  # A run that died before writing its record (libxl's 40 s kill): the rules are found by name.
+  rm -rf "$XEN_NETHOOKS_STATE_DIR"
+  run vb_online 1 0
+  assert_success
+  assert_equal "$(rules_for vif1.0)" "$once"
   run vb_offline 1 0
   assert_success
   refute_output --partial warning

@@ -5,8 +5,10 @@
 # everyone else's; vb_teardown deletes them (and whatever runs inside them: only what the test
 # started) and stops the test xenstored by its own pid. Nothing is sent outside them.
 #
-#   setup()    { load '../helpers/guest'; vb_setup; vb_dom0; }
-#   teardown() { vb_teardown; }
+#   setup_file()    { load '../helpers/guest'; vb_setup_file; }   # optional: a shared xenstored
+#   setup()         { load '../helpers/guest'; vb_setup; vb_dom0; }
+#   teardown()      { vb_teardown; }
+#   teardown_file() { load '../helpers/guest'; vb_teardown_file; }
 #
 #   vb_dom0 [BRIDGE]         dom0 + lan namespaces: bridge BRIDGE (default xenbr0, MAC $VB_BR_MAC,
 #                            MTU $VB_MTU, 192.0.2.2/24, no multicast snooping) with uplink peth0
@@ -20,6 +22,7 @@
 #                            ip "192.0.2.<10D+V> 2001:db8::<10D+V>"; with !ip the guest still has
 #                            those addresses but xenstore none.
 #   vb_vif D V [xs...]       a vif without a guest namespace (its peer sits in the "sink" ns)
+#   vb_attach D V            vif<D>.<V> on the bridge by hand, without the hook
 #   vb_online D V [k=v...]   dist/vif-bridge online type_if=vif in dom0 with libxl's environment
 #   vb_offline D V [k=v...]  the same, offline (libxl keeps vif=vif<D>.<V> after a rename)
 #   vb_tap CMD D V [k=v...]  the emulated NIC's call: only INTERFACE=vif<D>.<V>-emu set
@@ -102,11 +105,38 @@ vb_setup() {
     command -v "$t" >/dev/null || fail "$t is missing (see test/run.sh for the Debian packages)"
   done
   "$VB_PY" -c 'import scapy' 2>/dev/null || fail "scapy is missing: apt-get install python3-scapy"
-  xenstored_start "$VB_TMP/xenstored" || fail "could not start the test xenstored"
+  if [[ -n ${XENSTORED_PATH:-} && -S $XENSTORED_PATH ]] && kill -0 "${XENSTORED_PID:-0}" 2>/dev/null; then
+    VB_OWN_XS= # the file's (vb_setup_file): start from an empty tree
+    vb_xs_clear
+  else
+    VB_OWN_XS=1
+    # 3>&-: a daemon holding bats' fd 3 would keep bats waiting.
+    xenstored_start "$VB_TMP/xenstored" 3>&- || fail "could not start the test xenstored"
+  fi
+}
+
+# vb_setup_file / vb_teardown_file: one test xenstored for all tests of a file (each test then
+# starts from an empty tree: no backend, no guest domain), which saves a node start per test.
+vb_setup_file() {
+  xenstored_start "$BATS_FILE_TMPDIR/xenstored" 3>&-
+}
+
+vb_teardown_file() {
+  xenstored_stop
+}
+
+# Every backend and guest domain out of the test xenstored (dom0's own keys stay).
+vb_xs_clear() {
+  local d
+  xenstore-rm /local/domain/0/backend 2>/dev/null || :
+  for d in $(xenstore-list /local/domain 2>/dev/null); do
+    [[ $d == 0 ]] || xenstore-rm "/local/domain/$d" 2>/dev/null || :
+  done
 }
 
 vb_teardown() {
-  local pid ns
+  local pid ns n
+  for n in "${!VB_CAP_PID[@]}"; do capture_stop "$n"; done
   # Processes we started, then anything still inside our namespaces (ours by construction).
   if [[ -s "$VB_TMP/pids" ]]; then
     while read -r pid; do kill "$pid" 2>/dev/null || :; done <"$VB_TMP/pids"
@@ -120,7 +150,7 @@ vb_teardown() {
   if [[ -s "$VB_TMP/pids" ]]; then
     while read -r pid; do kill -9 "$pid" 2>/dev/null || :; done <"$VB_TMP/pids"
   fi
-  xenstored_stop
+  [[ -z ${VB_OWN_XS:-} ]] || xenstored_stop
   return 0
 }
 
@@ -215,6 +245,11 @@ vb_guest() {
     ip -n "$ns" addr add "$a" dev eth0 || return 1
   done
   xenstored_add_vif "$d" "$v" "mac=$mac" "${xs[@]}"
+}
+
+# vb_attach D V: vif<D>.<V> on the bridge by hand, no hook (a bystander: saves a hook run).
+vb_attach() {
+  ip -n "$DOM0" link set "vif$1.$2" master "$BRIDGE" up
 }
 
 vb_vif() {

@@ -50,7 +50,7 @@ RT_PROBE="$RT_ROOT/test/helpers/udpprobe.mjs"
 rt_setup() {
   nb_setup
   NB_ID="$1${BATS_ROOT_PID:-$$}-${BATS_SUITE_TEST_NUMBER:-$BATS_TEST_NUMBER}"
-  unset ip mac mtu vifname netdev dhcp subnet antispoof type_if
+  unset -v ip mac mtu vifname netdev dhcp subnet antispoof type_if
   topo_dom0_lan || fail "topology"
   xenstored_start "$NB_TMP/xs" || fail "xenstored did not start"
 }
@@ -69,6 +69,10 @@ rt_guest() {
   mac=$(printf '00:16:3e:00:%02x:%02x' "$((domid % 256))" "$((devid % 256))")
   ip -n "$DOM0" link add "vif$domid.$devid" address fe:ff:ff:ff:ff:ff type veth peer name eth0 netns "$ns" address "$mac" || return 1
   ip -n "$ns" link set eth0 up
+  # Up and down once, so the kernel's default qdisc is attached before any snapshot: online
+  # brings the vif up, and a qdisc is kernel state, not something offline could take back.
+  ip -n "$DOM0" link set "vif$domid.$devid" up
+  ip -n "$DOM0" link set "vif$domid.$devid" down
   xenstored_add_vif "$domid" "$devid" "$@" || return 1
   GUEST=$ns
 }
@@ -113,8 +117,18 @@ rt_spoof_dropped() {
   ! rt_heard "$ns" "$port" "spoof-$tag"
 }
 
+# The rule sets of dom0 without empty tables: iptables-nft makes a table the first time one is
+# used and keeps it, empty, after the last rule is gone; an empty table is no leftover.
+rt_firewall() {
+  fw_save | awk '
+    /^\*/ { block = $0 "\n"; keep = 0; next }
+    /^COMMIT/ { if (keep) printf "%s%s\n", block, $0; block = ""; next }
+    block != "" { block = block $0 "\n"; if ($0 !~ /^:[A-Z]+ ACCEPT /) keep = 1; next }
+    { print }'
+}
+
 rt_leftovers() {
-  fw_save
+  rt_firewall
   echo '## proxy neighbours'
   ip -n "$DOM0" -6 neigh show proxy
   echo '## sysctls'
@@ -136,4 +150,44 @@ assert_leftovers() {
   run diff -u "$NB_TMP/left-$1" "$NB_TMP/left-now"
   [[ $status -eq 0 ]] || fail "${2:-}: firewall/neighbours/sysctls/state differ from '$1':
 $output"
+}
+
+# rt_refused HOOK DOMID DEVID MESSAGE [ARGS...]: online with ARGS fails, saying MESSAGE on stderr
+# and in hotplug-error, with hotplug-status error; dom0 is as saved as 'before' (snap_save and
+# rt_leftovers >"$NB_TMP/left-before").
+rt_refused() {
+  local hook=$1 domid=$2 devid=$3 msg=$4 be="/local/domain/0/backend/vif/$2/$3"
+  shift 4
+  xenstore-write "$be/hotplug-status" "" "$be/hotplug-error" ""
+  run rt_vif "$hook" online "$domid" "$devid" "$@"
+  [[ $status -eq 1 ]] || fail "online $*: exit $status, expected 1: $output"
+  [[ $output == *"$msg"* ]] || fail "online $*: no '$msg' in: $output"
+  [[ $(rt_xs "$domid" "$devid" hotplug-status) == error ]] || fail "online $*: hotplug-status is $(rt_xs "$domid" "$devid" hotplug-status)"
+  [[ $(rt_xs "$domid" "$devid" hotplug-error) == *"$msg"* ]] || fail "online $*: hotplug-error is $(rt_xs "$domid" "$devid" hotplug-error)"
+  assert_snap before
+  assert_leftovers before "after the refused online $*"
+}
+
+# rt_fault_every_step HOOK DOMID DEVID [CHECK...]: online failing at each step of its plan in turn
+# (XEN_NETHOOKS_FAULT): each run exits 1, reports the fault in hotplug-error and leaves dom0 as
+# saved as 'before'; CHECK, a command, must succeed after each run too.
+rt_fault_every_step() {
+  local hook=$1 domid=$2 devid=$3 be="/local/domain/0/backend/vif/$2/$3" ids id n=0
+  shift 3
+  ids=$(rt_vif "$hook" online "$domid" "$devid" --dry-run --json | plan_ids)
+  [[ -n $ids ]] || fail "$hook online --dry-run --json gave no steps"
+  while read -r id; do
+    n=$((n + 1))
+    xenstore-write "$be/hotplug-status" "" "$be/hotplug-error" ""
+    run env XEN_NETHOOKS_FAULT="$id" ip netns exec "$DOM0" env vif="vif$domid.$devid" XENBUS_PATH="backend/vif/$domid/$devid" "$RT_DIST/$hook" online
+    [[ $status -eq 1 ]] || fail "fault at '$id': exit $status: $output"
+    [[ $output == *"rollback incomplete"* ]] && fail "fault at '$id': $output"
+    [[ $(rt_xs "$domid" "$devid" hotplug-status) == error ]] || fail "fault at '$id': hotplug-status $(rt_xs "$domid" "$devid" hotplug-status)"
+    [[ $(rt_xs "$domid" "$devid" hotplug-error) == *"injected fault"* ]] || fail "fault at '$id': hotplug-error $(rt_xs "$domid" "$devid" hotplug-error)"
+    assert_snap before
+    assert_leftovers before "fault at '$id'"
+    (($# == 0)) || "$@" || fail "fault at '$id': $* failed"
+  done <<<"$ids"
+  echo "# $hook online: $n steps, each failed and rolled back" >&3
+  RT_FAULT_IDS=$ids
 }

@@ -22,6 +22,12 @@
 load '../helpers/topology'
 
 vm_setup() {
+  if [[ -n ${VM_TRACE:-} ]]; then # profiling: every command with a timestamp, to VM_TRACE
+    exec 4>>"$VM_TRACE"
+    BASH_XTRACEFD=4
+    PS4='+ ${EPOCHREALTIME} ${BATS_TEST_NUMBER:-} '
+    set -x
+  fi
   nb_setup
   export LC_ALL=C
   local m
@@ -88,8 +94,7 @@ broadcast() {
     ip netns exec "$ns" arping -q -c 1 -w 1 -I "$ifn" "$a" >/dev/null 2>&1 &
     pids+=($!)
   done
-  wait "${pids[@]}" 2>/dev/null
-  return 0
+  wait "${pids[@]}" 2>/dev/null || true
 }
 
 ping_ok() {

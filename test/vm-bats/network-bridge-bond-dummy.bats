@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# network-bridge over a bond and over a real dummy device (issue 3, items 5-7), on a kernel with
+# bonding and dummy: the bond keeps its slaves through start and stop; seed 003's wrapper with
+# dmz on dummy0. Each test ends with the tier-1 comparison: state after stop = state before.
+# Runs inside the VM: bash test/vm/run.sh
+
+setup() {
+  load 'vm-helpers'
+  vm_setup
+}
+
+teardown() {
+  nb_teardown
+}
+
+# dom0's bond0 (active-backup, slaves eth0 and eth1: veths to lan0/lan1, which lan bridges as
+# lanbr with the gateway's addresses) carrying dom0's addresses and routes.
+topo_bond() {
+  DOM0=$(nb_netns dom0) || return 1
+  LAN=$(nb_netns lan) || return 1
+  export DOM0 LAN
+  ip -n "$LAN" link add lanbr type bridge stp_state 0 forward_delay 0 || return 1
+  nb_uplink "$DOM0" eth0 "$LAN" lan0 02:00:00:00:00:05 || return 1
+  nb_uplink "$DOM0" eth1 "$LAN" lan1 02:00:00:00:00:06 || return 1
+  ip -n "$LAN" link set lan0 master lanbr
+  ip -n "$LAN" link set lan1 master lanbr
+  ip -n "$LAN" addr add "$NB_GW/24" dev lanbr
+  ip -n "$LAN" -6 addr add "$NB_GW6/64" dev lanbr nodad
+  ip -n "$LAN" link set lanbr up
+  ip -n "$DOM0" link add bond0 type bond mode active-backup miimon 100 || return 1
+  ip -n "$DOM0" link set eth0 down
+  ip -n "$DOM0" link set eth1 down
+  ip -n "$DOM0" link set eth0 master bond0 || return 1
+  ip -n "$DOM0" link set eth1 master bond0 || return 1
+  ip -n "$DOM0" link set bond0 up
+  ip -n "$DOM0" addr add "$NB_DOM0_IP/24" dev bond0
+  ip -n "$DOM0" -6 addr add "$NB_DOM0_IP6/64" dev bond0 nodad
+  ip -n "$DOM0" route add default via "$NB_GW" dev bond0
+  ip -n "$DOM0" route add 198.51.100.0/24 via "$NB_GW" dev bond0 metric 50
+  ip -n "$DOM0" -6 route add default via "$NB_GW6" dev bond0 metric 2048
+  ping_ok "$DOM0" "$NB_GW"
+}
+
+@test "bond0 (two slaves) as netdev: the bridge takes its name, pbond0 keeps both slaves, and gets them back as bond0 after stop" {
+  topo_bond
+  snap_save before
+  run nb_hook start
+  assert_success
+  assert_output --partial "started bond0 with port pbond0"
+
+  run links_of "$DOM0" bridge
+  assert_output "bond0"
+  run ports_of "$DOM0" bond0
+  assert_output "pbond0"
+  run ports_of "$DOM0" pbond0
+  assert_output "eth0 eth1"
+  run ip -n "$DOM0" -o -d link show pbond0
+  assert_output --partial "bond mode active-backup"
+  run global_addrs "$DOM0" bond0
+  assert_output "$NB_DOM0_IP/24 $NB_DOM0_IP6/64"
+  run ip -n "$DOM0" route show default
+  assert_output "default via $NB_GW dev bond0 "
+  ping_ok "$DOM0" "$NB_GW"
+  ping_ok "$DOM0" "$NB_GW6"
+
+  run nb_hook stop
+  assert_success
+  run ports_of "$DOM0" bond0
+  assert_output "eth0 eth1"
+  run links_of "$DOM0" bridge
+  assert_output ""
+  assert_snap before
+  ping_ok "$DOM0" "$NB_GW"
+}
+
+@test "seed 003 with a real dummy0: lan, wan and dmz (netdev=dummy0) by three calls, a guest on dmz; netdev=none too; stop restores exactly" {
+  topo_dom0_lan
+  WAN=$(nb_netns wan)
+  nb_uplink "$DOM0" eth1 "$WAN" wan0 02:00:00:00:01:05
+  ip -n "$WAN" addr add 198.18.1.1/24 dev wan0
+  ip -n "$DOM0" addr add 198.18.1.5/24 dev eth1
+  ip -n "$DOM0" link add dummy0 type dummy
+  ip -n "$DOM0" addr add 198.18.99.5/24 dev dummy0
+  ip -n "$DOM0" link set dummy0 up
+  mkdir -p "$NB_TMP/scripts"
+  ln -s "$NB_HOOK" "$NB_TMP/scripts/network-bridge"
+  cat >"$NB_TMP/scripts/my-network-bridge" <<'EOF'
+#!/bin/bash
+dir=$(dirname "$0")
+"$dir/network-bridge" "$@" vifnum=0 netdev=eth0   bridge=lan
+"$dir/network-bridge" "$@" vifnum=1 netdev=eth1   bridge=wan
+"$dir/network-bridge" "$@" vifnum=2 netdev=dummy0 bridge=dmz
+# EOF
+EOF
+  chmod +x "$NB_TMP/scripts/my-network-bridge"
+
+  snap_save before
+  run ip netns exec "$DOM0" "$NB_TMP/scripts/my-network-bridge" start
+  assert_success
+  assert_output --partial "started lan with port eth0"
+  assert_output --partial "started wan with port eth1"
+  assert_output --partial "started dmz with port dummy0"
+  run links_of "$DOM0" bridge
+  assert_output "dmz lan wan"
+  run ports_of "$DOM0" dmz
+  assert_output "dummy0"
+  run ip -n "$DOM0" -o -d link show dummy0
+  assert_output --regexp "dummy0: .* master dmz .*dummy "
+  run global_addrs "$DOM0" dmz
+  assert_output "198.18.99.5/24"
+  run global_addrs "$DOM0" dummy0
+  assert_output ""
+  ping_ok "$DOM0" 192.0.2.1
+  ping_ok "$DOM0" 198.18.1.1
+  # A guest on the dmz reaches dom0 there, and dom0 the guest.
+  guest_on dmz
+  ip -n "$GUEST" addr add 198.18.99.7/24 dev eth0
+  ping_ok "$GUEST" 198.18.99.5
+  ping_ok "$DOM0" 198.18.99.7
+  ip -n "$DOM0" link del "$GUEST_VIF"
+
+  run ip netns exec "$DOM0" "$NB_TMP/scripts/my-network-bridge" stop
+  assert_success
+  assert_snap before
+
+  # The same dmz without dummy0: a host-only bridge, gone again after stop.
+  run nb_hook start netdev=none bridge=dmz
+  assert_success
+  assert_output --partial "started dmz (host-only)"
+  run links_of "$DOM0" bridge
+  assert_output "dmz"
+  run ports_of "$DOM0" dmz
+  assert_output ""
+  run nb_hook stop bridge=dmz
+  assert_success
+  assert_snap before
+}
