@@ -26,7 +26,7 @@ show() { printf '%s$ %s%s\n' "$bold" "$*" "$off"; "$@"; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces): sudo npm run demo"
 # A fresh Debian 12 lacks even ping: install what the demo uses (nothing else).
 missing=()
-for pkg in iproute2 iputils-ping; do
+for pkg in iproute2 iputils-ping ebtables iptables xenstore-utils; do
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) == installed ]] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -57,6 +57,7 @@ DOM0=$id-dom0
 LAN=$id-lan
 tmp=$(mktemp -d "/tmp/xen-nethooks-$id.XXXXXX")
 pinger=''
+guests=()
 
 cleanup() {
   local rc=$?
@@ -64,6 +65,10 @@ cleanup() {
   if [[ -n $pinger ]]; then kill "$pinger" 2>/dev/null || true; wait "$pinger" 2>/dev/null || true; fi
   ip netns del "$DOM0" 2>/dev/null || true
   ip netns del "$LAN" 2>/dev/null || true
+  local g
+  for g in "${guests[@]}"; do ip netns del "$g" 2>/dev/null || true; done
+  declare -F xenstored_stop >/dev/null && xenstored_stop
+
   rm -rf "$tmp"
   if [[ $rc -eq 0 ]]; then
     printf '\n%sdemo finished: namespaces %s and %s removed%s\n' "$green" "$DOM0" "$LAN" "$off"
@@ -156,14 +161,52 @@ show in_dom0 ping -c 3 -i 0.2 -W 2 192.0.2.129
 ok "dom0 -> LAN through bridge eth0 (port peth0)"
 
 # ==== BEGIN vif-bridge part ====================================================================
-# Reserved for the vif-bridge demo, to be added once dist/vif-bridge exists: two "guest"
-# namespaces whose vifs (veth ends in dom0, e.g. vif1.0 and vif2.0) are attached to bridge eth0
-# by dist/vif-bridge online (with ip= set); one guest pings the LAN and gets through, the other
-# sends from an address that is not its own and is dropped. Keep it inside $DOM0/$LAN (plus new
-# namespaces named "$id-<something>", removed in cleanup()) and inside 192.0.2.0/24.
-if [[ -x $root/dist/vif-bridge ]]; then
-  say "vif-bridge is built, but its part of the demo is not written yet"
+# Two "guests" (namespaces whose veth ends in dom0 are the vifs vif1.0 and vif2.0) attached to
+# bridge eth0 by dist/vif-bridge online, called the way libxl calls it (vif=, XENBUS_PATH=) against
+# the project's test xenstored (the real xenstore-utils clients talk to it over XENSTORED_PATH).
+# One guest pings the LAN and gets through; the other sends from an address that is not its own
+# and is dropped at the bridge.
+say "vif-bridge: two guests on bridge eth0, as libxl would attach them"
+source "$root/test/xenstored/xenstored.bash"
+xenstored_start "$tmp/xenstored" >/dev/null
+vb() {
+  local vif=$1; shift
+  printf '%s$ vif=%s XENBUS_PATH=backend/vif/%s/0 vif-bridge %s%s\n' "$bold" "$vif" "${vif:3:1}" "$*" "$off"
+  ip netns exec "$DOM0" env -i PATH="$PATH" vif="$vif" XENBUS_PATH="backend/vif/${vif:3:1}/0" \
+    XENSTORED_PATH="$XENSTORED_PATH" \
+    XEN_NETHOOKS_CONF="$tmp/nethooks.conf" XEN_NETHOOKS_LOG="$tmp/xen-hotplug.log" \
+    XEN_NETHOOKS_STATE_DIR="$tmp/state" XEN_NETHOOKS_LOCK_DIR="$tmp/lock" \
+    "$root/dist/vif-bridge" "$@"
+}
+for n in 1 2; do
+  g=$id-guest$n
+  guests+=("$g")
+  ip netns add "$g"
+  ip -n "$DOM0" link add "vif$n.0" type veth peer name eth0 netns "$g"
+  ip -n "$g" link set eth0 address "00:16:3e:00:0$n:00"
+  ip -n "$g" addr add "192.0.2.2$n/26" dev eth0
+  ip -n "$g" link set eth0 up
+  # What libxl writes for vif=['bridge=eth0,mac=00:16:3e:00:0N:00,ip=192.0.2.2N']
+  xenstored_add_vif "$n" 0 bridge=eth0 "mac=00:16:3e:00:0$n:00" "ip=192.0.2.2$n"
+  vb "vif$n.0" online type_if=vif
+  printf '    hotplug-status: %s\n' "$(xenstore-read "/local/domain/0/backend/vif/$n/0/hotplug-status")"
+done
+show ip -n "$DOM0" -br link show master eth0
+show ip netns exec "$id-guest1" ping -c 2 -i 0.2 -W 2 192.0.2.1
+ok "guest 1 (192.0.2.21, its own address) -> LAN"
+ip -n "$id-guest2" addr add 192.0.2.30/26 dev eth0
+printf '%s$ ip netns exec %s ping -I 192.0.2.30 192.0.2.1   # 192.0.2.30 is not in its ip=%s\n' "$bold" "$id-guest2" "$off"
+if ip netns exec "$id-guest2" ping -c 2 -i 0.2 -W 1 -I 192.0.2.30 192.0.2.1 >/dev/null 2>&1; then
+  die "guest 2's spoofed packets got through"
 fi
+ok "guest 2 sending from 192.0.2.30 (not its address): dropped at the bridge"
+show ip netns exec "$id-guest2" ping -c 1 -W 2 -I 192.0.2.22 192.0.2.1
+ok "guest 2 from its own address 192.0.2.22 -> LAN"
+for n in 1 2; do vb "vif$n.0" offline type_if=vif; done
+show ip netns exec "$DOM0" ebtables-save
+xenstored_stop
+for g in "${guests[@]}"; do ip netns del "$g"; done
+guests=()
 # ==== END vif-bridge part ======================================================================
 
 say "stop: everything goes back"
@@ -197,8 +240,8 @@ echo "    ${stats:-no statistics from ping}"
 say "the log: one JSON line per command ($tmp/xen-hotplug.log; on a host: /var/log/xen/xen-hotplug.log)"
 if command -v jq >/dev/null; then
   printf '%s$ jq -r %s xen-hotplug.log | head%s\n' "$bold" "'[.time, .command, .msg, (.cmd // \"\"), (.exit // \"\" | tostring)] | join(\"  \")'" "$off"
-  jq -r '[.time, .command, .msg, (.cmd // ""), (.exit // "" | tostring)] | join("  ")' "$tmp/xen-hotplug.log" | head -n 8
+  jq -r '[.time, .command, .msg, (.cmd // ""), (.exit // "" | tostring)] | join("  ")' "$tmp/xen-hotplug.log" | sed -n 1,8p
 else
-  head -n 4 "$tmp/xen-hotplug.log"
+  sed -n 1,4p "$tmp/xen-hotplug.log"
 fi
 echo "    ($(wc -l <"$tmp/xen-hotplug.log") lines)"
