@@ -16,7 +16,7 @@ import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
-import { absolutePath, frontendPathOf, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
+import { absolutePath, backendPath, frontendPathOf, parseVifName, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
@@ -75,6 +75,13 @@ function fail(message: string): never {
   throw new PlanError(message);
 }
 
+/** Without XENBUS_PATH (a run by hand), libxl's own name says where the backend is. */
+function pvBackendPath(dev: string): string {
+  const v = parseVifName(dev);
+  if (!v || v.emulated) fail(`XENBUS_PATH is not set in the environment, and ${dev} is not named vif<domid>.<devid>: set XENBUS_PATH=backend/vif/<domid>/<devid>`);
+  return backendPath(v);
+}
+
 /** undefined when this call is not for this type_if: online/offline are PV, add/remove tap. */
 function locate(ctx: VifContext): Omit<VifCall, 'xs'> | undefined {
   const { env, inv, spec } = ctx;
@@ -86,12 +93,21 @@ function locate(ctx: VifContext): Omit<VifCall, 'xs'> | undefined {
   if (!dev) {
     fail(`${typeIf === 'vif' ? 'vif' : 'INTERFACE'} is not set in the environment: ${spec.name} is run by libxl/udev with it; by hand, e.g. vif=vif1.0 XENBUS_PATH=backend/vif/1/0 ${spec.name} online`);
   }
-  const backend = absolutePath(typeIf === 'vif' ? (env.XENBUS_PATH ?? '') || fail('XENBUS_PATH is not set in the environment') : tapBackendPath(dev));
+  const backend = absolutePath(typeIf === 'vif' ? env.XENBUS_PATH || pvBackendPath(dev) : tapBackendPath(dev));
   return { command, typeIf, up: command === 'online' || command === 'add', dev, backend, key: `${backend.split('/').slice(-2).join('.')}.${typeIf}` };
 }
 
-/** The invocation's options with the backend's `keys` laid over them (SPEC §1 precedence). */
-export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, keys: readonly string[]): Map<string, OptionValue> {
+/**
+ * The invocation's options with the backend's `keys` laid over them (SPEC §1 precedence). A
+ * malformed xenstore value fails the request, unless `onInvalid` is given (offline: what online
+ * set up must come out whatever xenstore says now); then the key is left out and reported to it.
+ */
+export function withXenstore(
+  ctx: VifContext,
+  xs: ReadonlyMap<string, string>,
+  keys: readonly string[],
+  onInvalid?: (message: string) => void,
+): Map<string, OptionValue> {
   const o = new Map(ctx.inv.options);
   for (const key of keys) {
     const raw = xs.get(key);
@@ -102,7 +118,9 @@ export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, k
       o.set(key, parseValue(opt.type, raw.trim()));
     } catch (e) {
       if (!(e instanceof InvalidValue)) throw e;
-      throw new VifFailure(`invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`);
+      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`;
+      if (!onInvalid) throw new VifFailure(message);
+      onInvalid(`${message} (ignored)`);
     }
   }
   return o;
@@ -172,7 +190,10 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
 
   try {
     const on = await layout.online(call);
-    for (const w of on.warnings) out.say(`warning: ${w}`);
+    for (const w of on.warnings) {
+      out.say(`warning: ${w}`);
+      out.log.warn({ dev: on.dev }, w); // the hotplug log is where an operator looks later
+    }
     if (flags.dryRun) {
       printPlan(on.title, on.plan, flags, { command: call.command, record: on.record });
       return 0;

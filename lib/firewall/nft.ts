@@ -41,6 +41,7 @@ function set(items: readonly string[]): string {
 function rules(g: VifGuard): string[] {
   const r = (expr: string) => `add rule ${T} ${chain(g.dev)} ${expr}`;
   const out: string[] = [];
+  if (g.l2 === false) return out; // antispoof=no: the chain stays, empty (NOTRACK still applies)
   if (g.mac) {
     out.push(r(`ether saddr != ${g.mac} drop`));
     out.push(r(`arp saddr ether != ${g.mac} drop`));

@@ -108,7 +108,7 @@ echo >>"$res/job"
 
 # --- boot -----------------------------------------------------------------------------------------
 t0=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-1}" -m "${VM_MEM:-2048}" \
+qemu-system-x86_64 -accel tcg -cpu "${VM_CPU:-max}" -smp "${VM_SMP:-1}" -m "${VM_MEM:-2048}" \
   -nodefaults -no-user-config -display none -monitor none -no-reboot \
   -serial "file:$res/console.log" \
   -kernel "$VM_KERNEL" -initrd "$initrd" \
