@@ -1,7 +1,7 @@
 /** vif-bridge's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-bridge.ts. */
 import { run } from '../exec.ts';
 import { chainName, type FirewallBackend } from '../firewall/guard.ts';
-import { observeHost } from '../net/host.ts';
+import { findLink, observeLinks, type HostState } from '../net/host.ts';
 import { planOffline, planOnline, targetName, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
@@ -42,10 +42,14 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
  * wrote one, an offline that failed) the iptables backend's ebtables chain, found by name. The
  * nft backend needs no probe: its transaction replaces a vif's chain and map entry in place.
  */
-async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest): Promise<LeftoverGuard | undefined> {
+async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest, host: HostState): Promise<LeftoverGuard | undefined> {
   if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack };
   if (req.firewall !== 'iptables') return undefined;
   const dev = targetName(req);
+  // netback hands over a device that is down and on no bridge; only one that an earlier online
+  // already set up can carry a guard, so only then is it worth a process to look.
+  const link = findLink(host, dev) ?? findLink(host, req.dev);
+  if (!link || (!link.master && !link.flags.includes('UP'))) return undefined;
   const r = await run({ argv: ['ebtables', '-L', chainName(dev)] });
   return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
 }
@@ -56,8 +60,8 @@ export function vifBridge(ctx: VifContext): Promise<number> {
     name: NAME,
     async online(call: VifCall) {
       const req = request(ctx, call);
-      const host = await observeHost();
-      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req));
+      const host = await observeLinks();
+      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req, host));
       return {
         plan: on.plan,
         record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: req.notrack, onlineAt: new Date().toISOString() },

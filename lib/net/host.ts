@@ -18,6 +18,15 @@ export async function observeHost(): Promise<HostState> {
   return { links: links ?? [], routes4: routes4 ?? [], routes6: routes6 ?? [] };
 }
 
+/**
+ * Links and their addresses only, in one process: for planners that never look at routes (a vif
+ * hook runs once per guest interface, so every process it spares counts).
+ */
+export async function observeLinks(): Promise<HostState> {
+  const links = await runJson<Link[]>({ argv: ['ip', '-j', '-d', 'addr', 'show'] });
+  return { links: links ?? [], routes4: [], routes6: [] };
+}
+
 export function findLink(host: HostState, name: string): Link | undefined {
   return host.links.find((l) => l.ifname === name);
 }
