@@ -1,8 +1,9 @@
 /**
  * What every hook's entry shares: parse the invocation, print --help, map failures to exit codes
- * (2: the request is wrong, 1: the host could not be changed) with a message that names the fix.
+ * (2: the request is wrong, 1: the host could not be changed, or an unknown command as Xen's
+ * scripts answer it) with a message that names the fix.
  */
-import { UsageError, parseInvocation, type Invocation } from './cli/args.ts';
+import { InvalidCommand, UsageError, parseInvocation, type Invocation } from './cli/args.ts';
 import { helpText } from './cli/help.ts';
 import type { HookSpec } from './cli/spec.ts';
 
@@ -22,7 +23,7 @@ export async function hookMain(spec: HookSpec, handler: (inv: Invocation) => Pro
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\n`);
-      code = 2;
+      code = e instanceof InvalidCommand ? 1 : 2;
     } else {
       // Plan, command and lock errors carry the whole story in their message; a stack trace
       // helps only a developer.

@@ -12,6 +12,12 @@ export const DEFAULT_CONF = '/etc/xen/nethooks.conf';
 
 export class UsageError extends Error {}
 
+/**
+ * A command the hook does not have. Xen's scripts answer that with exit 1 and "Invalid command"
+ * (SPEC §1), and callers may test for it, so it keeps that status rather than usage's 2.
+ */
+export class InvalidCommand extends UsageError {}
+
 export interface Flags {
   help: boolean;
   dryRun: boolean;
@@ -123,8 +129,8 @@ export function parseInvocation(spec: HookSpec, argv: readonly string[], env: No
     setOption(spec, inv, word.slice(0, eq), word.slice(eq + 1), 'argv', '');
   }
   if (inv.command !== undefined && !inv.flags.help && !spec.commands.some((c) => c.name === inv.command)) {
-    throw new UsageError(
-      `${spec.name}: invalid command '${inv.command}'; expected one of ${spec.commands.map((c) => c.name).join(', ')}`,
+    throw new InvalidCommand(
+      `${spec.name}: Invalid command '${inv.command}'; expected one of ${spec.commands.map((c) => c.name).join(', ')}`,
     );
   }
   return inv;

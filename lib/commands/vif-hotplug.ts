@@ -126,11 +126,14 @@ export function withXenstore(
   return o;
 }
 
-/** Success, in one transaction, last in the plan: the frontend's mtu, and `connected` for a PV vif. */
+/**
+ * Success, in one transaction, last in the plan, for a PV vif: the frontend's mtu and `connected`.
+ * An emulated NIC (tap) writes neither, as the originals do (set_mtu writes the frontend only for
+ * type_if=vif, and libxl waits for no hotplug-status there).
+ */
 export function reportSuccess(call: VifCall, mtu: number): Command[] {
-  const pairs: [string, string][] = [[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)]];
-  if (call.typeIf === 'vif') pairs.push([`${call.backend}/hotplug-status`, 'connected']);
-  return [writeCommand(pairs)];
+  if (call.typeIf !== 'vif') return [];
+  return [writeCommand([[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)], [`${call.backend}/hotplug-status`, 'connected']])];
 }
 
 /** Scripts in vif-post.d are bash fragments that the originals source; run them the same way. */
@@ -168,7 +171,8 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
   }
   const call: VifCall = { ...where, xs };
   const vars = (dev: string, more: Record<string, string>) =>
-    ({ command: call.command, dev, XENBUS_PATH: call.backend, vif: call.dev, type_if: call.typeIf, bridge: '', ...more });
+    // XENBUS_PATH as the originals give it to their hooks: libxl's own (relative) for a vif.
+    ({ command: call.command, dev, XENBUS_PATH: (call.typeIf === 'vif' && env.XENBUS_PATH) || call.backend, vif: call.dev, type_if: call.typeIf, bridge: '', ...more });
 
   if (!call.up) {
     const off = await layout.offline(call, store.read(call.key));

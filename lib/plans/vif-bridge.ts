@@ -50,11 +50,12 @@ export function targetName(req: Pick<VifRequest, 'dev' | 'vifname' | 'typeIf'>):
   return req.typeIf === 'tap' ? `${req.vifname}-emu` : req.vifname;
 }
 
-/** SPEC §2.1: the given bridge, else the first one; xenbrN asked on an ethN-bridge layout → ethN. */
+/** SPEC §2.1: the given bridge, else the first one by name; xenbrN asked on an ethN-bridge layout → ethN. */
 export function resolveBridge(host: HostState, wanted: string | undefined): string {
   const bridges = host.links.filter(isBridge).map((l) => l.ifname);
   if (!wanted) {
-    const first = bridges[0];
+    // The original takes the first line of `brctl show`, which lists bridges sorted by name.
+    const first = [...bridges].sort()[0];
     if (!first) throw new PlanError('Could not find bridge, and none was specified: create one (network-bridge start) or set bridge= in the vif line');
     return first;
   }

@@ -67,9 +67,11 @@ VLAN_RULE="a comma-separated list of VLAN ids 1-4094"
   usage_error 'invalid vifnum="-1"' "an integer from 0 to 255" -- start vifnum=-1
 }
 
-@test "bad commands and flags exit 2; --help exits 0" {
+@test "bad commands and flags exit 2, an unknown command 1 as Xen's scripts do; --help exits 0" {
   usage_error "no command given; expected one of start, stop, status" --
-  usage_error "invalid command 'restart'; expected one of start, stop, status" -- restart
+  run nb_hook restart
+  assert_failure 1
+  assert_output --partial "Invalid command 'restart'; expected one of start, stop, status"
   usage_error "unexpected word 'stop' after command 'start'" -- start stop
   usage_error "unknown option --force; accepted: --help, --dry-run, --json" -- start --force
   run nb_hook --help

@@ -294,6 +294,8 @@ routed_guest() {
   assert_output --partial "accepted keys: netdev, vifnum"
   run rt_vif vif-route online 1 0 antispoof=maybe
   assert_failure 2
+  # An unknown command: exit 1 and "Invalid command", as Xen's own scripts answer it (SPEC §1).
   run rt_vif vif-route frobnicate 1 0
-  assert_failure 2
+  assert_failure 1
+  assert_output --partial "Invalid command 'frobnicate'"
 }

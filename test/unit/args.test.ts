@@ -82,7 +82,7 @@ test('unknown keys, flags and commands are usage errors that list what is accept
   const env = { XEN_NETHOOKS_CONF: '/dev/null' };
   assert.throws(() => parseInvocation(spec, ['start', 'brige=x'], env), /unknown key 'brige'.*accepted keys: bridge, antispoof, vifnum/);
   assert.throws(() => parseInvocation(spec, ['start', '--force'], env), /unknown option --force/);
-  assert.throws(() => parseInvocation(spec, ['restart'], env), /invalid command 'restart'; expected one of start, stop/);
+  assert.throws(() => parseInvocation(spec, ['restart'], env), /Invalid command 'restart'; expected one of start, stop/);
   assert.throws(() => parseInvocation(spec, ['start', 'stop'], env), /unexpected word 'stop'/);
   assert.throws(() => parseInvocation(spec, ['start', 'bridge=a:b'], env), /invalid bridge="a:b": expected an interface name/);
 });

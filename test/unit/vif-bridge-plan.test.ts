@@ -10,14 +10,14 @@ const link = (ifname: string, kind: string, extra: Partial<Link> = {}): Link => 
 });
 const host = (...links: Link[]): HostState => ({ links, routes4: [], routes6: [] });
 const req = (r: Partial<VifRequest> = {}): VifRequest => ({
-  command: 'online', typeIf: 'vif', dev: 'vif1.0', ip: ['192.0.2.11', '2001:db8::11'], mac: '00:16:3e:00:01:00',
+  command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11', '2001:db8::11'], mac: '00:16:3e:00:01:00',
   firewall: 'iptables', notrack: true, antispoof: true, ...r,
 });
 const report = () => [{ argv: ['xenstore-write', 'k', 'v'] }];
 const h = host(link('xenbr0', 'bridge', { mtu: 9000 }), link('eth1', 'bridge'), link('vif1.0', 'vif'), link('vif2.0', 'vif'));
 
 test('bridge resolution (SPEC 2.1)', () => {
-  assert.equal(resolveBridge(h, undefined), 'xenbr0');
+  assert.equal(resolveBridge(h, undefined), 'eth1', 'the first by name, as brctl show lists them');
   assert.equal(resolveBridge(h, 'eth1'), 'eth1');
   assert.equal(resolveBridge(h, 'xenbr1'), 'eth1', 'xenbrN falls back to an ethN bridge');
   assert.throws(() => resolveBridge(h, 'xenbr7'), (e: Error) => e instanceof PlanError && /Could not find bridge device xenbr7 \(bridges here: xenbr0, eth1\)/.test(e.message));

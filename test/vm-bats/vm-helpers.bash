@@ -12,12 +12,17 @@
 #                            enslaved to BRIDGE; sets GUEST, GUEST_VIF
 #   cap_start NS IF          tcpdump -e -n on IF in NS, in the background, once it listens;
 #                            the capture is in $NB_TMP/cap-NS-IF.txt (path in CAP)
-#   broadcast NS IF ADDR...  one ARP request per ADDR on IF (a frame every bridge floods)
+#   broadcast NS IF ADDR [IF ADDR...]  one ARP request per ADDR out of IF, in parallel (a
+#                            broadcast frame, which every bridge floods to all its ports)
 #   ping_ok NS ADDR          NS reaches ADDR (a few tries: links settle slowly under TCG)
-#   ip_facts SNAPFILE        the addr/route facts of a snapshot (links left out)
+#   snap_changes NAME        the address and route facts of $DOM0 that differ from snapshot NAME
+#                            ("- fact" gone, "+ fact" new), one node run instead of dump + facts
 #   links_of NS TYPE         "name@parent" of the NS's links of that kind, sorted, one line
 #   ports_of NS BRIDGE       the names of BRIDGE's ports, sorted, one line
 #   global_addrs NS DEV      DEV's non-link-local addresses, sorted, one line
+#
+# Profiling: VM_TRACE=/vmresult/trace.txt VM_ENV=VM_TRACE bash test/vm/run.sh (with VM_KEEP=1)
+# writes every command with a timestamp there (slows the run down by a third).
 
 load '../helpers/topology'
 
@@ -86,13 +91,15 @@ cap_start() {
   wait_until 30 grep -q 'listening on' "$CAP.err" || fail "tcpdump on $ns/$ifn did not start: $(cat "$CAP.err")"
 }
 
-# One ARP request for each address, all at once; arping exits after its 1 s wait.
+# broadcast NS IF ADDR [IF ADDR...]: one ARP request for each ADDR out of its IF, all at once
+# (arping waits 1 s for the answer that never comes).
 broadcast() {
-  local ns=$1 ifn=$2 a pids=()
-  shift 2
-  for a in "$@"; do
-    ip netns exec "$ns" arping -q -c 1 -w 1 -I "$ifn" "$a" >/dev/null 2>&1 &
+  local ns=$1 pids=()
+  shift
+  while (($# >= 2)); do
+    ip netns exec "$ns" arping -q -c 1 -w 1 -I "$1" "$2" >/dev/null 2>&1 &
     pids+=($!)
+    shift 2
   done
   wait "${pids[@]}" 2>/dev/null || true
 }
@@ -100,8 +107,8 @@ broadcast() {
 ping_ok() {
   local ns=$1 addr=$2 fam=-4
   [[ $addr == *:* ]] && fam=-6
-  local i
-  for i in 1 2 3 4 5 6 7 8 9 10; do
+  local _
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
     ip netns exec "$ns" ping "$fam" -n -c 1 -W 2 "$addr" >/dev/null 2>&1 && return 0
     sleep 0.5
   done
@@ -110,8 +117,8 @@ ping_ok() {
   return 1
 }
 
-ip_facts() {
-  node "$NB_SNAPSHOT" facts "$1" | grep -E '^(addr|route[46]) '
+snap_changes() {
+  node "$NB_SNAPSHOT" compare "$NB_TMP/snap-$1.json" "ns:$DOM0" | sed -n -E 's/^  ([-+]) ((addr|route[46]) .*)/\1 \2/p'
 }
 
 # The rest parse ip's one-line output (a node process costs ~0.5 s in the VM).

@@ -18,11 +18,11 @@
 #   VM_KEEP=1        keep the result directory (console log, output) and print its path
 #   VM_ENV           names of more variables to pass into the guest, space-separated
 #   VM_CACHE         where setup.sh keeps qemu's inputs (default <repo>/.cache/vm)
+#   VM_CPU, VM_APPEND  qemu's -cpu (default qemu64: faster under TCG than max), more kernel args
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-cache=${VM_CACHE:-$repo/.cache/vm}
 boot_timeout=${VM_BOOT_TIMEOUT:-120}
 timeout_all=${VM_TIMEOUT:-900}
 
@@ -66,6 +66,7 @@ stage=$(mktemp -d /tmp/xen-nethooks-vm-initrd.XXXXXX)
 res=$(mktemp -d /tmp/xen-nethooks-vm.XXXXXX)
 qpid=
 tailpid=
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   if [[ -n $tailpid ]]; then kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null; fi
   if [[ -n $qpid ]] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; fi
@@ -108,7 +109,7 @@ echo >>"$res/job"
 
 # --- boot -----------------------------------------------------------------------------------------
 t0=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu "${VM_CPU:-max}" -smp "${VM_SMP:-1}" -m "${VM_MEM:-2048}" \
+qemu-system-x86_64 -accel tcg -cpu "${VM_CPU:-qemu64}" -smp "${VM_SMP:-1}" -m "${VM_MEM:-2048}" \
   -nodefaults -no-user-config -display none -monitor none -no-reboot \
   -serial "file:$res/console.log" \
   -kernel "$VM_KERNEL" -initrd "$initrd" \

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Tier 3 of the test suite: our hooks called by the real Xen toolstack. One boot of Xen 4.17 +
+# a Debian 6.1 PV dom0 under qemu (TCG) runs every scenario of test/xen/dom0-tests.sh: xl/libxl
+# run the hooks that our own ./install.sh put into dom0's /etc/xen/scripts, for real PV guests
+# (the same kernel + a busybox initramfs with xen-netfront, test/xen/guest-init), against the
+# real oxenstored.
+#
+#   bash test/xen/run.sh            every scenario
+#   XT_ONLY='1 4' bash test/xen/run.sh    only these scenario groups (see dom0-tests.sh)
+#
+# As root. The first run installs qemu-system-x86 and fetches the kernel, busybox-static and the
+# Xen packages into .cache/ (test/xen/setup.sh says what and where; Xen is never installed on
+# this host). Builds dist/ if it is missing or older than the sources. Prints TAP as the tests
+# run (plan first; tests the plan announced that never reported count as failed), then the line
+# `N passed, N failed` (`, N skipped` if any). Exit 0 only if every test passed, else 1.
+# A failing run keeps its result directory (dom0's logs: xl's, xen-hotplug.log, the guests'
+# consoles, oxenstored's access log, the serial console) and prints where it is.
+#
+# Environment:
+#   XT_BOOT_TIMEOUT  seconds from qemu's start to dom0's stage 2 (default 180)
+#   XT_TIMEOUT       seconds for the whole run, boot included (default 900)
+#   XT_SMP           dom0's CPUs = qemu's (default 2; the host has 2 cores)
+#   XT_KEEP=1        keep the result directory even when everything passed
+#   XT_ONLY          scenario groups to run, e.g. '1 2 4' (default: all)
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo" || exit 1
+boot_timeout=${XT_BOOT_TIMEOUT:-180}
+timeout_all=${XT_TIMEOUT:-900}
+
+say() { printf '# xen: %s\n' "$*"; }
+die() {
+  printf '# xen: %s\n' "$*"
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+
+# --- dist/, fresh ----------------------------------------------------------------------------------
+stale=
+if [[ ! -x dist/vif-bridge ]]; then
+  stale="dist/ is missing"
+elif [[ -n $(find hooks lib build package.json -type f -newer dist/vif-bridge -print -quit 2>/dev/null) ]]; then
+  stale="the sources are newer than dist/"
+fi
+if [[ -n $stale ]]; then
+  say "$stale: npm run build"
+  [[ -d node_modules ]] || npm ci --no-audit --no-fund >&2 || die "npm ci failed"
+  npm run --silent build >&2 || die "npm run build failed"
+fi
+
+# --- what qemu needs -------------------------------------------------------------------------------
+t_setup=$SECONDS
+vars=$(bash "$here/setup.sh" 3>&1 1>&2) || die "test/xen/setup.sh failed"
+eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX XEN_ELF XEN_ROOT XEN_DOM0_KERNEL
+
+res=$(mktemp -d /tmp/xen-nethooks-xen.XXXXXX)
+stage=$(mktemp -d /tmp/xen-nethooks-xen-initrd.XXXXXX)
+qpid=
+tailpid=
+keep=${XT_KEEP:-}
+cleanup() {
+  if [[ -n $tailpid ]]; then kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null; fi
+  if [[ -n $qpid ]] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; fi
+  rm -rf "$stage"
+  if [[ $keep == 1 ]]; then say "kept $res"; else rm -rf "$res"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# modules.dep → a load order with dependencies first (as tier 2's vm.sh does).
+declare -A dep_of=() path_of=() seen=()
+while IFS=: read -r m rest; do
+  dep_of[$m]=$rest
+  b=${m##*/}
+  b=${b%.ko*}
+  path_of[${b//-/_}]=$m
+done <"$VM_MODULES/modules.dep"
+order=()
+visit() {
+  local m=$1 d
+  [[ -n ${seen[$m]:-} ]] && return 0
+  seen[$m]=1
+  for d in ${dep_of[$m]}; do visit "$d"; done
+  order+=("$m")
+}
+
+# --- dom0's initramfs: busybox-static, /init, what mounting the 9p root takes ----------------------
+for name in virtio_pci 9pnet_virtio 9p overlay; do
+  [[ -n ${path_of[$name]:-} ]] || die "module $name is not in $VM_MODULES/modules.dep"
+  visit "${path_of[$name]}"
+done
+mkdir -p "$stage/dom0/bin" "$stage/dom0/modules"
+cp "$VM_BUSYBOX" "$stage/dom0/bin/busybox"
+cp "$here/initramfs-init" "$stage/dom0/init"
+chmod 755 "$stage/dom0/init" "$stage/dom0/bin/busybox"
+: >"$stage/dom0/modules.list"
+for m in "${order[@]}"; do
+  cp "$VM_MODULES/$m" "$stage/dom0/modules/"
+  echo "${m##*/}" >>"$stage/dom0/modules.list"
+done
+(cd "$stage/dom0" && find . | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$res/dom0-initrd.gz") ||
+  die "building dom0's initramfs failed"
+
+# --- the guests' initramfs: busybox-static, test/xen/guest-init, xen-netfront.ko --------------------
+[[ -n ${path_of[xen_netfront]:-} && -z ${dep_of[${path_of[xen_netfront]}]// /} ]] ||
+  die "xen-netfront is not a module without dependencies in $VM_MODULES/modules.dep"
+mkdir -p "$stage/guest/bin"
+cp "$VM_BUSYBOX" "$stage/guest/bin/busybox"
+cp "$here/guest-init" "$stage/guest/init"
+cp "$VM_MODULES/${path_of[xen_netfront]}" "$stage/guest/xen-netfront.ko"
+chmod 755 "$stage/guest/init" "$stage/guest/bin/busybox"
+(cd "$stage/guest" && find . | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$res/guest-initrd.gz") ||
+  die "building the guests' initramfs failed"
+
+# --- what dom0 installs: install.sh and dist/ as they are now ---------------------------------------
+# A pinned copy: a `npm run build` on the host during the run (it empties dist/ first) must not
+# pull the hooks away from under dom0, which sees the repository live over 9p.
+mkdir -p "$res/pkg"
+cp -p install.sh "$res/pkg/" && cp -pr dist "$res/pkg/" || die "copying install.sh and dist/"
+
+# --- the job, its environment, stage 2 ---------------------------------------------------------------
+cp "$here/dom0-init.sh" "$res/stage2"
+{
+  printf 'XT_REPO=%q\nXT_KVER=%q\nXT_MODULES=%q\nXT_BUSYBOX=%q\nXT_XEN_ROOT=%q\nXT_GUEST_KERNEL=%q\n' \
+    "$repo" "$VM_KVER" "$VM_MODULES" "$VM_BUSYBOX" "$XEN_ROOT" "$XEN_DOM0_KERNEL"
+  printf 'XT_ONLY=%q\nCI=%q\n' "${XT_ONLY:-}" "${CI:-}"
+  printf 'export XT_REPO XT_KVER XT_MODULES XT_BUSYBOX XT_XEN_ROOT XT_GUEST_KERNEL XT_ONLY CI\n'
+} >"$res/env"
+printf 'cd %q || exit 125\nexec /bin/bash %q\n' "$repo" "$here/dom0-tests.sh" >"$res/job"
+: >"$res/output"
+say "setup took $((SECONDS - t_setup)) s"
+
+# --- boot ------------------------------------------------------------------------------------------
+# Xen: qemu's multiboot loader takes the unzipped ELF; dom0 is the first module (its command line
+# after the file name; a ',' there would have to be ',,'), its initramfs the second.
+# smap=0: without it dom0 dies at its first page fault under TCG (RIG.md tier 3).
+t0=$(date +%s.%N)
+qemu-system-x86_64 -accel tcg -cpu max -smp "${XT_SMP:-2}" -m 4096 \
+  -nodefaults -no-user-config -display none -monitor none -no-reboot \
+  -serial "file:$res/console.log" \
+  -kernel "$XEN_ELF" \
+  -append "console=com1 dom0_mem=2048M,max:2048M smap=0 noreboot loglvl=warning guest_loglvl=warning" \
+  -initrd "$XEN_DOM0_KERNEL console=hvc0 panic=-1 loglevel=4 mitigations=off rdinit=/init,$res/dom0-initrd.gz" \
+  -virtfs local,path=/,mount_tag=hostroot,readonly=on,multidevs=remap,security_model=none \
+  -virtfs "local,path=$res,mount_tag=vmresult,security_model=none" \
+  </dev/null >"$res/qemu.log" 2>&1 &
+qpid=$!
+say "qemu pid $qpid: Xen 4.17 + dom0 $VM_KVER, $res"
+
+tail -n +1 -F "$res/output" 2>/dev/null &
+tailpid=$!
+
+elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+console_tail() {
+  echo "# --- qemu's stderr:"
+  tail -n 20 "$res/qemu.log" | sed 's/^/#   /'
+  echo "# --- the last 60 lines of the serial console (Xen + dom0):"
+  tail -n 60 "$res/console.log" 2>/dev/null | tr -d '\r' | sed 's/^/#   /'
+}
+
+vmfail=
+booted=
+while [[ ! -f $res/rc ]]; do
+  now=$(elapsed)
+  if [[ -z $booted && -f $res/booted ]]; then
+    booted=$now
+    say "dom0 reached stage 2 after ${booted} s"
+  fi
+  if ! kill -0 "$qpid" 2>/dev/null; then
+    [[ -f $res/rc ]] && break
+    wait "$qpid"
+    vmfail="qemu exited ($?) after $now s without a result"
+    break
+  fi
+  if [[ -z $booted ]] && awk -v n="$now" -v t="$boot_timeout" 'BEGIN { exit !(n > t) }'; then
+    vmfail="dom0 did not reach its stage 2 within ${boot_timeout} s (XT_BOOT_TIMEOUT)"
+    break
+  fi
+  if awk -v n="$now" -v t="$timeout_all" 'BEGIN { exit !(n > t) }'; then
+    vmfail="the run did not finish within ${timeout_all} s (XT_TIMEOUT)"
+    break
+  fi
+  sleep 0.5
+done
+total=$(elapsed)
+sleep 0.5 # let the output tail catch up
+kill "$tailpid" 2>/dev/null
+wait "$tailpid" 2>/dev/null
+tailpid=
+# Xen powers the machine off after dom0 does, but qemu does not always exit: kill it by its PID.
+for _ in $(seq 1 20); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.25; done
+if kill -0 "$qpid" 2>/dev/null; then
+  kill "$qpid" 2>/dev/null
+  sleep 0.5
+  kill -9 "$qpid" 2>/dev/null
+fi
+wait "$qpid" 2>/dev/null
+qpid=
+
+rc=$(cat "$res/rc" 2>/dev/null)
+[[ -z $vmfail && ! $rc =~ ^[0-9]+$ ]] && vmfail="dom0 reported no exit status"
+if [[ -n $vmfail ]]; then
+  say "$vmfail"
+  console_tail
+fi
+[[ $rc == 125 ]] && grep -q 'xen-dom0: FAILED\|xen-init: FAILED' "$res/console.log" 2>/dev/null && console_tail
+
+out=$res/output
+plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | head -n 1)
+ok=$(grep -Ec '^ok [0-9]+ ' "$out")
+skip=$(grep -Ec '^ok [0-9]+ .*# skip' "$out")
+notok=$(grep -Ec '^not ok [0-9]+ ' "$out")
+pass=$((ok - skip))
+if [[ -n $plan ]] && ((ok + notok < plan)); then
+  say "$((plan - ok - notok)) of $plan tests did not report"
+  notok=$((plan - ok))
+fi
+if { [[ -n $vmfail ]] || [[ $rc != 0 ]]; } && ((notok == 0)); then
+  say "the run failed (${vmfail:-status $rc}) without a failing test: counted as 1 failure"
+  notok=1
+fi
+if ((notok > 0)); then
+  keep=1
+  say "logs of this run (xl, xen-hotplug.log, guest consoles, oxenstored access log, serial console): $res/logs, $res/console.log"
+fi
+say "boot to dom0 stage 2 ${booted:-?} s, whole VM run $total s"
+line="$pass passed, $notok failed"
+((skip > 0)) && line+=", $skip skipped"
+echo "$line"
+((notok == 0))
