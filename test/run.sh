@@ -117,18 +117,46 @@ else
   passed=$((passed + upass)) failed=$((failed + ufail)) skipped=$((skipped + uskip))
 fi
 
+# count_tap NAME TAPFILE EXIT [TIMEOUT_S]: add one TAP run's results to the totals. Tests the plan
+# announced but that never reported (a runner killed or crashed) count as failed, and so does a
+# run that exited non-zero without a failing test.
+count_tap() {
+  local name=$1 out=$2 rc=$3 plan fok fskip fnot fpass
+  plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | head -n 1)
+  fok=$(grep -Ec '^ok [0-9]+ ' "$out")
+  fskip=$(grep -Ec '^ok [0-9]+ .*# skip' "$out")
+  fnot=$(grep -Ec '^not ok [0-9]+ ' "$out")
+  fpass=$((fok - fskip))
+  if [[ -n $plan ]] && ((fok + fnot < plan)); then
+    echo "# $name: $((plan - fok - fnot)) of $plan tests did not report"
+    fnot=$((plan - fok))
+  fi
+  if ((rc == 124 || rc == 137)); then echo "# $name: stopped after ${4:-?} s (timeout)"; fi
+  if ((rc != 0 && fnot == 0)); then
+    broken+=("$name")
+    fnot=1
+  fi
+  echo "# $name: $fpass passed, $fnot failed, $fskip skipped"
+  passed=$((passed + fpass)) failed=$((failed + fnot)) skipped=$((skipped + fskip))
+}
+
 # --- bats suites, one file after the other --------------------------------------------------------
 stage "bats suites (test/bats/*.bats)"
 bats=node_modules/bats/bin/bats
+vm_files=()
 if (($# > 0)); then
-  files=("$@")
+  files=()
+  # Files of the VM tier run inside the VM, not on the host.
+  for f in "$@"; do
+    if [[ $f == test/vm-bats/* ]]; then vm_files+=("$f"); else files+=("$f"); fi
+  done
 else
   shopt -s nullglob
   files=(test/bats/*.bats)
   shopt -u nullglob
 fi
 if ((${#files[@]} == 0)); then
-  echo "no bats files in test/bats/: 0 bats tests run"
+  echo "no host bats files to run: 0 bats tests run here"
 fi
 timeout_s=${TEST_FILE_TIMEOUT:-1200}
 for f in "${files[@]}"; do
@@ -141,25 +169,19 @@ for f in "${files[@]}"; do
   fi
   out=$tmp/$(basename "$f").tap
   timeout -k 30 "$timeout_s" "$bats" --formatter tap "$f" </dev/null 2>&1 | tee "$out"
-  brc=${PIPESTATUS[0]}
-  plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | head -n 1)
-  fok=$(grep -Ec '^ok [0-9]+ ' "$out")
-  fskip=$(grep -Ec '^ok [0-9]+ .*# skip' "$out")
-  fnot=$(grep -Ec '^not ok [0-9]+ ' "$out")
-  fpass=$((fok - fskip))
-  # Tests the plan announced but that never reported (bats killed or crashed) count as failed.
-  if [[ -n $plan ]] && ((fok + fnot < plan)); then
-    echo "# $f: $((plan - fok - fnot)) of $plan tests did not report"
-    fnot=$((fnot + plan - fok - fnot))
-  fi
-  if ((brc == 124 || brc == 137)); then echo "# $f: stopped after ${timeout_s} s (TEST_FILE_TIMEOUT)"; fi
-  if ((brc != 0 && fnot == 0)); then
-    broken+=("$f")
-    fnot=1
-  fi
-  echo "# $f: $fpass passed, $fnot failed, $fskip skipped"
-  passed=$((passed + fpass)) failed=$((failed + fnot)) skipped=$((skipped + fskip))
+  count_tap "$f" "$out" "${PIPESTATUS[0]}" "$timeout_s"
 done
+
+# --- tier 2: test/vm-bats/*.bats in a Debian 6.1 kernel under qemu (8021q, bonding, dummy) -------
+# Needs ~450 MB in .cache/vm (downloaded on the first run), 2 x 2 GiB RAM, ~2.5-3.5 min on 2 cores.
+# TEST_VM=0 leaves it out.
+if { (($# == 0)) || ((${#vm_files[@]} > 0)); } && [[ ${TEST_VM:-1} != 0 ]]; then
+  stage "VM suites (bash test/vm/run.sh: Debian 6.1 kernel under qemu TCG)"
+  out=$tmp/vm.tap
+  vm_timeout=${TEST_VM_TIMEOUT:-1800}
+  timeout -k 30 "$vm_timeout" bash test/vm/run.sh "${vm_files[@]}" </dev/null 2>&1 | tee "$out"
+  count_tap test/vm/run.sh "$out" "${PIPESTATUS[0]}" "$vm_timeout"
+fi
 
 summary
 ((failed == 0))

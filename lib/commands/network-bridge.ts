@@ -92,7 +92,8 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
       return 0;
     }
     const all = store.all();
-    const record = pickRecord(req, await observeHost(), all);
+    const host = await observeHost();
+    const record = pickRecord(req, host, all);
     if (!record) {
       const which = req.bridge ?? req.netdev ?? 'the default bridge';
       out.say(`${which} was not started by network-bridge here; nothing to do` +
@@ -100,7 +101,7 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
       return 0;
     }
     const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
-    const { plan, handOver } = planStop(record, others);
+    const { plan, handOver } = planStop(record, others, host);
     if (flags.dryRun) {
       printPlan(`stop bridge ${record.bridge}`, plan, flags, { command: 'stop', bridge: record.bridge });
       return 0;

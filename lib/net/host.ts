@@ -56,3 +56,20 @@ export function portsOf(host: HostState, bridge: string): Link[] {
 export function vlansOn(host: HostState, dev: string): Link[] {
   return host.links.filter((l) => l.linkinfo?.info_kind === 'vlan' && l.link === dev);
 }
+
+/**
+ * Every VLAN device stacked on `dev`: its VLANs, their VLANs (802.1ad + 802.1Q, "QinQ") and so on,
+ * each after the one it sits on. Deleting a VLAN device deletes the ones on it too.
+ */
+export function vlansUnder(host: HostState, dev: string): Link[] {
+  const out: Link[] = [];
+  const queue = [dev];
+  for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
+    for (const v of vlansOn(host, d)) {
+      if (v.ifname === dev || out.includes(v)) continue;
+      out.push(v);
+      queue.push(v.ifname);
+    }
+  }
+  return out;
+}

@@ -9,15 +9,23 @@ export interface Link {
   mtu: number;
   address?: string;
   operstate?: string;
+  txqlen?: number;
+  ifalias?: string;
   /** Parent device (VLAN's lower device, veth peer name). */
   link?: string;
   master?: string;
   linkinfo?: {
     info_kind?: string;
-    info_data?: { protocol?: string; id?: number; flags?: string[] } & Record<string, unknown>;
+    info_data?: { protocol?: string; id?: number; flags?: string[]; ingress_qos?: QosMap[]; egress_qos?: QosMap[] } & Record<string, unknown>;
     info_slave_kind?: string;
   };
   addr_info?: Address[];
+}
+
+/** One priority mapping of a VLAN device (ip's ingress-qos-map/egress-qos-map FROM:TO). */
+export interface QosMap {
+  from: number;
+  to: number;
 }
 
 export const isUp = (l: Link): boolean => l.flags.includes('UP');
@@ -59,16 +67,24 @@ export const linkCmd = {
       ...(opts.mtu ? ['mtu', String(opts.mtu)] : []),
       'type', 'bridge', 'stp_state', '0', 'forward_delay', '0',
     ),
-  /** A VLAN device with the same settings as one observed (protocol, flags). */
-  addVlan: (name: string, parent: string, v: { id: number; protocol?: string; flags?: string[]; mac?: string; mtu?: number }) => {
+  /** A VLAN device with the same settings as one observed (protocol, flags, queue length, QoS maps). */
+  addVlan: (
+    name: string,
+    parent: string,
+    v: { id: number; protocol?: string; flags?: string[]; mac?: string; mtu?: number; txqlen?: number; ingressQos?: QosMap[]; egressQos?: QosMap[] },
+  ) => {
     const flags = v.flags ?? ['REORDER_HDR'];
     const onOff = (f: string) => (flags.includes(f) ? 'on' : 'off');
+    const qos = (key: string, maps: QosMap[] | undefined) => (maps?.length ? [key, ...maps.map((m) => `${m.from}:${m.to}`)] : []);
     return ip(
       'link', 'add', 'link', parent, 'name', name,
       ...(v.mac ? ['address', v.mac] : []),
       ...(v.mtu ? ['mtu', String(v.mtu)] : []),
+      ...(v.txqlen !== undefined ? ['txqueuelen', String(v.txqlen)] : []),
       'type', 'vlan', 'protocol', v.protocol ?? '802.1Q', 'id', String(v.id),
       'reorder_hdr', onOff('REORDER_HDR'), 'gvrp', onOff('GVRP'), 'mvrp', onOff('MVRP'), 'loose_binding', onOff('LOOSE_BINDING'),
+      ...qos('ingress-qos-map', v.ingressQos), ...qos('egress-qos-map', v.egressQos),
     );
   },
+  alias: (dev: string, alias: string) => ip('link', 'set', 'dev', dev, 'alias', alias),
 };

@@ -15,10 +15,10 @@ import {
   findLink,
   portsOf,
   userRoutes,
-  vlansOn,
+  vlansUnder,
   type HostState,
 } from '../net/host.ts';
-import { isBridge, isUp, linkCmd, type Link } from '../net/link.ts';
+import { isBridge, isUp, isVlan, linkCmd, type Link } from '../net/link.ts';
 import { addRoute, byDependency, delRoute, describeRoute, routeKey, type Family, type Route } from '../net/route.ts';
 import { writeSysctl } from '../net/sysctl.ts';
 import { isValidIfname, type VlanSpec } from '../cli/values.ts';
@@ -116,18 +116,26 @@ function attachSteps(to: string, from: string, cfg: IpConfig): Step[] {
   ];
 }
 
-/** Commands that make a VLAN device like `v` (id, protocol, flags, MAC, MTU, master, up) on `parent`. */
+/**
+ * Commands that make a VLAN device like `v` (id, protocol, flags, QoS maps, MAC, MTU, queue length,
+ * alias, master, up) on `parent`.
+ */
 function makeVlan(v: Link, parent: string): Command[] {
   const data = v.linkinfo?.info_data ?? {};
   const cmds: Command[] = [
     linkCmd.addVlan(v.ifname, parent, {
       id: Number(data.id),
       ...(data.protocol ? { protocol: data.protocol } : {}),
-      ...(data.flags ? { flags: data.flags } : {}),
+      // ip -j leaves "flags" out when none is set (reorder_hdr off): that is no flags, not the default.
+      flags: data.flags ?? [],
+      ...(data.ingress_qos ? { ingressQos: data.ingress_qos } : {}),
+      ...(data.egress_qos ? { egressQos: data.egress_qos } : {}),
       ...(v.address ? { mac: v.address } : {}),
       mtu: v.mtu,
+      ...(v.txqlen !== undefined ? { txqlen: v.txqlen } : {}),
     }),
   ];
+  if (v.ifalias) cmds.push(linkCmd.alias(v.ifname, v.ifalias));
   if (v.master) cmds.push(linkCmd.master(v.ifname, v.master));
   if (isUp(v)) cmds.push(linkCmd.up(v.ifname));
   return cmds;
@@ -187,15 +195,19 @@ export function planStart(req: BridgeRequest, obs: BridgeObserved): StartDecisio
       );
     }
 
-    const kids = vlansOn(host, netdev);
+    // dom0's VLAN devices on netdev, and VLANs stacked on those (QinQ), each after its parent.
+    const kids = vlansUnder(host, netdev);
     const kidCfg = new Map(kids.map((k) => [k.ifname, ipConfigOf(host, k)]));
     const cfg = ipConfigOf(host, nd);
+    /** Where a VLAN device goes on the bridge's side: netdev's own VLANs on the bridge, the rest on theirs. */
+    const parentOnBridge = (k: Link) => (k.link === netdev ? bridge : (k.link as string));
 
-    // dom0's VLAN devices come off the physical device; they are remade on the bridge below.
-    for (const k of kids) {
+    // dom0's VLAN devices come off the physical device (the stacked ones first: deleting a VLAN
+    // device deletes those on it); they are remade on the bridge below.
+    for (const k of [...kids].reverse()) {
       steps.push(...detachSteps(k.ifname, kidCfg.get(k.ifname) as IpConfig));
-      steps.push(step(`vlan-off:${k.ifname}`, `remove VLAN device ${k.ifname} from ${netdev} (remade on ${bridge})`,
-        [linkCmd.del(k.ifname)], makeVlan(k, netdev)));
+      steps.push(step(`vlan-off:${k.ifname}`, `remove VLAN device ${k.ifname} from ${k.link} (remade on ${parentOnBridge(k)})`,
+        [linkCmd.del(k.ifname)], makeVlan(k, k.link as string)));
     }
     steps.push(...detachSteps(netdev, cfg));
     if (rename) {
@@ -212,8 +224,8 @@ export function planStart(req: BridgeRequest, obs: BridgeObserved): StartDecisio
     }
     steps.push(...attachSteps(bridge, netdev, cfg));
     for (const k of kids) {
-      steps.push(step(`vlan-on:${k.ifname}`, `make VLAN device ${k.ifname} on ${bridge} (dom0's side of the bridge)`,
-        makeVlan(k, bridge), [linkCmd.del(k.ifname)]));
+      steps.push(step(`vlan-on:${k.ifname}`, `make VLAN device ${k.ifname} on ${parentOnBridge(k)} (dom0's side of the bridge)`,
+        makeVlan(k, parentOnBridge(k)), [linkCmd.del(k.ifname)]));
       steps.push(...attachSteps(k.ifname, k.ifname, kidCfg.get(k.ifname) as IpConfig));
     }
   }
@@ -279,14 +291,60 @@ export interface StopDecision {
 }
 
 /**
- * stop runs start's undo, last step first. A shared setting (sysctl, FORWARD policy) is put back
- * only by the last bridge that needs it: while others still hold it, the oldest holder keeps the
- * value from before any bridge, and the others simply stop holding it.
+ * The record's steps, with those about dom0's VLAN devices (the ones start remade on the bridge's
+ * side) rebuilt from how each is now. Between start and stop another bridge may have been started
+ * over one of them or stopped (seed 004's trunk bridge with seed 000's bridge per VLAN), changing
+ * its master, addresses and routes: stop must move it back as it is, not as it was at start (a
+ * master that is gone, addresses that came back later and would be lost).
  */
-export function planStop(record: BridgeRecord, others: readonly BridgeRecord[]): StopDecision {
+function withCurrentVlans(record: BridgeRecord, host: HostState): Step[] {
+  const kids = new Map<string, Link>();
+  for (const s of record.steps) {
+    if (!s.id.startsWith('vlan-on:')) continue;
+    const cur = findLink(host, s.id.slice('vlan-on:'.length));
+    if (cur && isVlan(cur) && cur.link) kids.set(cur.ifname, cur);
+  }
+  if (kids.size === 0) return record.steps;
+  // Interface names have no ':', so the first field after the kind is the device.
+  const deviceOf = (id: string) => /^(?:(?:addr|route)-(?:off|on)|vlan-(?:off|on)):([^:]+)/.exec(id)?.[1];
+  const steps: Step[] = [];
+  const done = new Set<string>();
+  for (const s of record.steps) {
+    const name = deviceOf(s.id);
+    const cur = name === undefined ? undefined : kids.get(name);
+    if (!cur || !name) {
+      steps.push(s);
+      continue;
+    }
+    const cfg = ipConfigOf(host, cur);
+    const on = s.id.startsWith('vlan-on:') || /^(?:addr|route)-on:/.test(s.id);
+    if (!on && !done.has(`off:${name}`)) {
+      done.add(`off:${name}`);
+      // Where stop remakes it: on netdev (the bridge's old name, when it took it), or its parent VLAN.
+      const parent = cur.link === record.bridge ? (record.netdev as string) : (cur.link as string);
+      steps.push(...detachSteps(name, cfg));
+      steps.push(step(`vlan-off:${name}`, `remove VLAN device ${name} from ${parent} (remade on ${cur.link})`,
+        [linkCmd.del(name)], makeVlan(cur, parent)));
+    } else if (on && !done.has(`on:${name}`)) {
+      done.add(`on:${name}`);
+      steps.push(step(`vlan-on:${name}`, `make VLAN device ${name} on ${cur.link} (dom0's side of the bridge)`,
+        makeVlan(cur, cur.link as string), [linkCmd.del(name)]));
+      steps.push(...attachSteps(name, name, cfg));
+    }
+  }
+  return steps;
+}
+
+/**
+ * stop runs start's undo, last step first; dom0's VLAN devices go back as they are now (`host`,
+ * see withCurrentVlans). A shared setting (sysctl, FORWARD policy) is put back only by the last
+ * bridge that needs it: while others still hold it, the oldest holder keeps the value from before
+ * any bridge, and the others simply stop holding it.
+ */
+export function planStop(record: BridgeRecord, others: readonly BridgeRecord[], host?: HostState): StopDecision {
   const keep: Step[] = [];
   const changed = new Map<string, BridgeRecord>();
-  for (const s of record.steps) {
+  for (const s of host ? withCurrentVlans(record, host) : record.steps) {
     if (s.shared === undefined) {
       keep.push(s);
       continue;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # network-bridge over other kinds of netdev, on a kernel with 8021q, bonding and dummy (issue 3,
-# items 4-7): seed 000 (one bridge per VLAN by repeated calls), a bond that keeps its slaves,
-# seed 003's wrapper with the dmz on a real dummy0 (its netdev=none form is tier 1's,
-# test/bats/network-bridge-multi.bats). Each test ends with the tier-1 comparison:
-# the full state after stop equals the state before. Runs inside the VM: bash test/vm/run.sh
+# items 1 and 4-7): a VLAN device (it survives), seed 000 (one bridge per VLAN by repeated
+# calls), a bond that keeps its slaves, seed 003's wrapper with the dmz on a real dummy0 (its
+# netdev=none form is tier 1's, test/bats/network-bridge-multi.bats). Each test ends with the
+# tier-1 comparison: the full state after stop equals the state before.
+# Runs inside the VM: bash test/vm/run.sh
 
 setup() {
   load 'vm-helpers'
@@ -40,6 +41,50 @@ topo_bond() {
   ip -n "$DOM0" route add 198.51.100.0/24 via "$NB_GW" dev bond0 metric 50
   ip -n "$DOM0" -6 route add default via "$NB_GW6" dev bond0 metric 2048
   ping_ok "$DOM0" "$NB_GW"
+}
+
+@test "netdev=eth0.10 bridge=xenbr10: the VLAN device survives, its addresses and routes are on the bridge, back after stop" {
+  topo_vlans
+  snap_save before
+  run nb_hook start netdev=eth0.10 bridge=xenbr10
+  assert_success
+  assert_output --partial "started xenbr10 with port eth0.10"
+
+  # eth0.10 is still VLAN 10 of eth0, now a port of xenbr10, without addresses of its own.
+  run ip -n "$DOM0" -o -d link show eth0.10
+  assert_output --regexp "^[0-9]+: eth0\.10@eth0: .* master xenbr10 .*vlan protocol 802\.1Q id 10 "
+  run global_addrs "$DOM0" eth0.10
+  assert_output ""
+  run links_of "$DOM0" bridge
+  assert_output "xenbr10"
+  run ports_of "$DOM0" xenbr10
+  assert_output "eth0.10"
+  # The bridge has the VLAN device's MAC, addresses and routes.
+  run ip -n "$DOM0" -o link show xenbr10
+  assert_output --partial "link/ether $NB_MAC "
+  run global_addrs "$DOM0" xenbr10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  run ip -n "$DOM0" route show 100.64.10.0/24
+  assert_output "100.64.10.0/24 via 198.18.10.1 dev xenbr10 metric 10 "
+  run ip -n "$DOM0" -6 route show 2001:db8:1010::/64
+  assert_output --partial "2001:db8:1010::/64 via 2001:db8:10::1 dev xenbr10 "
+  # eth0 itself (untagged) and eth0.20 are untouched.
+  run global_addrs "$DOM0" eth0
+  assert_output "192.0.2.5/24 192.0.2.6/24 2001:db8::5/64"
+  run global_addrs "$DOM0" eth0.20
+  assert_output "198.18.20.5/24"
+  # Traffic: VLAN 10 through the bridge, untagged and VLAN 20 as before.
+  ping_ok "$DOM0" 198.18.10.1
+  ping_ok "$DOM0" 2001:db8:10::1
+  ping_ok "$DOM0" 192.0.2.1
+  ping_ok "$DOM0" 198.18.20.1
+
+  run nb_hook stop bridge=xenbr10
+  assert_success
+  run global_addrs "$DOM0" eth0.10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  assert_snap before
+  ping_ok "$DOM0" 198.18.10.1
 }
 
 @test "seed 000: one bridge per VLAN (xenbr2, xenbr10, xenbr20 over eth0.N by repeated calls); a guest on xenbr10 sees only VLAN 10, untagged; stop removes it all" {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
-# network-bridge and VLANs on a kernel with 8021q (issue 3, items 1-3 and 7): a VLAN device as
-# netdev, seed 004 (dom0's VLANs move to dom0's side of the bridge, guests get the trunk) and
-# vlans= (new VLAN devices on the bridge). Each test ends with the tier-1 comparison: the full
-# state after stop equals the state before. Runs inside the VM: bash test/vm/run.sh
+# network-bridge and dom0's VLANs on a kernel with 8021q (issue 3, items 2-4 and 7): seed 004
+# (dom0's VLANs move to dom0's side of the bridge, guests get the trunk, QinQ and VLAN settings
+# kept), vlans= (new VLAN devices on the bridge), and seed 004's trunk bridge with seed 000's
+# bridge per VLAN on top. Each test ends with the tier-1 comparison: the full state after stop
+# equals the state before. Runs inside the VM: bash test/vm/run.sh
 
 setup() {
   load 'vm-helpers'
@@ -13,52 +14,9 @@ teardown() {
   nb_teardown
 }
 
-@test "netdev=eth0.10 bridge=xenbr10: the VLAN device survives, its addresses and routes are on the bridge, back after stop" {
+@test "seed 004: dom0's eth0.10/eth0.20 (and QinQ eth0.100.7) move to the bridge's side with addresses, routes and settings; lan and guests get VLAN 10, 20 and untagged; stop restores exactly" {
   topo_vlans
-  snap_save before
-  run nb_hook start netdev=eth0.10 bridge=xenbr10
-  assert_success
-  assert_output --partial "started xenbr10 with port eth0.10"
-
-  # eth0.10 is still VLAN 10 of eth0, now a port of xenbr10, without addresses of its own.
-  run ip -n "$DOM0" -o -d link show eth0.10
-  assert_output --regexp "^[0-9]+: eth0\.10@eth0: .* master xenbr10 .*vlan protocol 802\.1Q id 10 "
-  run global_addrs "$DOM0" eth0.10
-  assert_output ""
-  run links_of "$DOM0" bridge
-  assert_output "xenbr10"
-  run ports_of "$DOM0" xenbr10
-  assert_output "eth0.10"
-  # The bridge has the VLAN device's MAC, addresses and routes.
-  run ip -n "$DOM0" -o link show xenbr10
-  assert_output --partial "link/ether $NB_MAC "
-  run global_addrs "$DOM0" xenbr10
-  assert_output "198.18.10.5/24 2001:db8:10::5/64"
-  run ip -n "$DOM0" route show 100.64.10.0/24
-  assert_output "100.64.10.0/24 via 198.18.10.1 dev xenbr10 metric 10 "
-  run ip -n "$DOM0" -6 route show 2001:db8:1010::/64
-  assert_output --partial "2001:db8:1010::/64 via 2001:db8:10::1 dev xenbr10 "
-  # eth0 itself (untagged) and eth0.20 are untouched.
-  run global_addrs "$DOM0" eth0
-  assert_output "192.0.2.5/24 192.0.2.6/24 2001:db8::5/64"
-  run global_addrs "$DOM0" eth0.20
-  assert_output "198.18.20.5/24"
-  # Traffic: VLAN 10 through the bridge, untagged and VLAN 20 as before.
-  ping_ok "$DOM0" 198.18.10.1
-  ping_ok "$DOM0" 2001:db8:10::1
-  ping_ok "$DOM0" 192.0.2.1
-  ping_ok "$DOM0" 198.18.20.1
-
-  run nb_hook stop bridge=xenbr10
-  assert_success
-  run global_addrs "$DOM0" eth0.10
-  assert_output "198.18.10.5/24 2001:db8:10::5/64"
-  assert_snap before
-  ping_ok "$DOM0" 198.18.10.1
-}
-
-@test "seed 004: dom0's eth0.10/eth0.20 move to the bridge's side with addresses and routes; lan and guests get VLAN 10, 20 and untagged; stop restores exactly" {
-  topo_vlans
+  topo_vlan_settings
   snap_save before
   run nb_hook start
   assert_success
@@ -70,11 +28,18 @@ teardown() {
   run ports_of "$DOM0" eth0
   assert_output "peth0"
   run links_of "$DOM0" vlan
-  assert_output "eth0.10@eth0 eth0.20@eth0"
-  run ip -n "$DOM0" -o -d link show eth0.20
-  assert_output --regexp "eth0\.20@eth0: .* mtu 1400 .*vlan protocol 802\.1Q id 20 "
+  assert_output "eth0.100.7@eth0.100 eth0.100@eth0 eth0.10@eth0 eth0.20@eth0"
   run bash -c "ip -n $DOM0 -o link show | grep -c '@peth0:'"
   assert_output "0"
+  # ... remade with what they had: MTU, reorder_hdr off, QoS maps, queue length, alias; 802.1ad.
+  run ip -n "$DOM0" -o -d link show eth0.20
+  assert_output --regexp "eth0\.20@eth0: .* mtu 1400 .* qlen 500.*vlan protocol 802\.1Q id 20 "
+  assert_output --partial "ingress-qos-map { 2:3 }"
+  assert_output --partial "egress-qos-map { 0:5 1:6 }"
+  assert_output --partial "alias voice vlan"
+  refute_output --partial "REORDER_HDR"
+  run ip -n "$DOM0" -o -d link show eth0.100
+  assert_output --regexp "eth0\.100@eth0: .*link/ether 02:00:00:00:01:00 .*vlan protocol 802\.1ad id 100 "
   # Every address and route of eth0, eth0.10 and eth0.20 is as before (same names, so the same
   # facts); the only new ones are the kernel's link-local routes of the port.
   local changes
@@ -93,6 +58,7 @@ $changes"
   ping_ok "$DOM0" 192.0.2.1
   ping_ok "$LAN" 198.18.10.5
   ping_ok "$LAN" 198.18.20.5
+  ping_ok "$DOM0" 198.18.7.1
 
   # (b) a guest on the bridge gets the trunk: frames tagged 10 and 20 ...
   guest_on eth0
@@ -114,12 +80,13 @@ $changes"
   run nb_hook stop
   assert_success
   run links_of "$DOM0" vlan
-  assert_output "eth0.10@eth0 eth0.20@eth0"
+  assert_output "eth0.100.7@eth0.100 eth0.100@eth0 eth0.10@eth0 eth0.20@eth0"
   run links_of "$DOM0" bridge
   assert_output ""
   assert_snap before
   ping_ok "$DOM0" 198.18.10.1
   ping_ok "$DOM0" 198.18.20.1
+  ping_ok "$DOM0" 198.18.7.1
 }
 
 @test "vlans=30,40@addr: VLAN devices on the bridge (dom0's side) at start, with the address, gone after stop" {
@@ -148,4 +115,40 @@ $changes"
   run links_of "$DOM0" vlan
   assert_output ""
   assert_snap before
+}
+
+@test "seed 004's layout with seed 000's bridge per VLAN on top: xenbr10 over eth0.10 and the trunk bridge eth0, stopped in start order (as a wrapper does); a guest on xenbr10 talks on VLAN 10" {
+  topo_vlans
+  snap_save before
+  run nb_hook start netdev=eth0.10 bridge=xenbr10
+  assert_success
+  run nb_hook start
+  assert_success
+  assert_output --partial "started eth0 with port peth0"
+
+  # eth0.10 is a port of xenbr10 and sits on the trunk bridge eth0 (not on peth0).
+  run ip -n "$DOM0" -o -d link show eth0.10
+  assert_output --regexp "^[0-9]+: eth0\.10@eth0: .* master xenbr10 .*vlan protocol 802\.1Q id 10 "
+  run ip -n "$DOM0" -o -d link show eth0
+  assert_output --partial " bridge "
+  run global_addrs "$DOM0" xenbr10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  run ip -n "$DOM0" route show 100.64.10.0/24
+  assert_output "100.64.10.0/24 via 198.18.10.1 dev xenbr10 metric 10 "
+  ping_ok "$DOM0" 198.18.10.1
+  ping_ok "$DOM0" 198.18.20.1
+  guest_on xenbr10
+  ip -n "$GUEST" addr add 198.18.10.7/24 dev eth0
+  ping_ok "$GUEST" 198.18.10.1
+  ip -n "$DOM0" link del "$GUEST_VIF"
+
+  # First started, first stopped: eth0's stop must take eth0.10 as xenbr10's stop left it.
+  run nb_hook stop bridge=xenbr10
+  assert_success
+  run global_addrs "$DOM0" eth0.10
+  assert_output "198.18.10.5/24 2001:db8:10::5/64"
+  run nb_hook stop bridge=eth0
+  assert_success
+  assert_snap before
+  ping_ok "$DOM0" 198.18.10.1
 }

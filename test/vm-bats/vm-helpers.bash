@@ -8,6 +8,8 @@
 #
 #   topo_vlans               topo_dom0_lan + VLANs 10 and 20 on the link, on both ends (see below)
 #   vlan NS PARENT ID CIDR...  VLAN device PARENT.ID in NS, up, with the addresses
+#                            (VLAN_OPTS: more words for `type vlan`, e.g. "protocol 802.1ad")
+#   topo_vlan_settings       on top of topo_vlans: QinQ and VLAN settings that must survive (below)
 #   guest_on BRIDGE [VIF]    a guest namespace whose eth0 is a veth to VIF (vif1.0) in $DOM0,
 #                            enslaved to BRIDGE; sets GUEST, GUEST_VIF
 #   cap_start NS IF          tcpdump -e -n on IF in NS, in the background, once it listens;
@@ -48,7 +50,8 @@ vm_setup() {
 vlan() {
   local ns=$1 parent=$2 id=$3 a
   shift 3
-  ip -n "$ns" link add link "$parent" name "$parent.$id" type vlan id "$id" || return 1
+  # shellcheck disable=SC2086 # VLAN_OPTS: more words for `type vlan`, e.g. "protocol 802.1ad"
+  ip -n "$ns" link add link "$parent" name "$parent.$id" type vlan id "$id" ${VLAN_OPTS:-} || return 1
   for a in "$@"; do
     if [[ $a == *:* ]]; then ip -n "$ns" -6 addr add "$a" dev "$parent.$id" nodad || return 1
     else ip -n "$ns" addr add "$a" dev "$parent.$id" || return 1; fi
@@ -71,6 +74,23 @@ topo_vlans() {
   ip -n "$DOM0" route add 100.64.10.0/24 via 198.18.10.1 dev eth0.10 metric 10
   ip -n "$DOM0" -6 route add 2001:db8:1010::/64 via 2001:db8:10::1 dev eth0.10
   ip -n "$DOM0" route add 100.64.20.0/24 via 198.18.20.1 dev eth0.20 table 20
+}
+
+# topo_vlan_settings: what a VLAN device can carry besides addresses, which network-bridge must
+# remake exactly on the bridge's side and back:
+#   dom0: eth0.20 gets reorder_hdr off, ingress-qos-map 2:3, egress-qos-map 0:5 1:6, txqueuelen
+#         500, alias "voice vlan"; eth0.100 (802.1ad, own MAC) with eth0.100.7 (802.1Q) on it
+#         (QinQ), 198.18.7.5/24, route 100.64.7.0/24 via 198.18.7.1
+#   lan:  lan0.100 (802.1ad) with lan0.100.7 198.18.7.1/24
+topo_vlan_settings() {
+  ip -n "$DOM0" link set eth0.20 type vlan reorder_hdr off ingress-qos-map 2:3 egress-qos-map 0:5 1:6 || return 1
+  ip -n "$DOM0" link set eth0.20 txqueuelen 500 alias "voice vlan" || return 1
+  VLAN_OPTS="protocol 802.1ad" vlan "$LAN" lan0 100 || return 1
+  vlan "$LAN" lan0.100 7 198.18.7.1/24 || return 1
+  VLAN_OPTS="protocol 802.1ad" vlan "$DOM0" eth0 100 || return 1
+  ip -n "$DOM0" link set eth0.100 address 02:00:00:00:01:00
+  vlan "$DOM0" eth0.100 7 198.18.7.5/24 || return 1
+  ip -n "$DOM0" route add 100.64.7.0/24 via 198.18.7.1 dev eth0.100.7
 }
 
 guest_on() {
