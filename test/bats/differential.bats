@@ -8,7 +8,7 @@
 #   - our guard (ebtables antispoof, NOTRACK, FORWARD ACCEPT in a per-vif chain): Debian ships the
 #     original's firewall step disabled, and it only ever had ACCEPT rules (SPEC §2.4, README Why)
 #   - error messages (hotplug-error's wording; its presence and hotplug-status error are compared)
-#   - usage errors exit 2 (unknown command, unknown key: README Exit codes, SPEC §1)
+#   - an unknown key exits 2 (the original ignores it; README Exit codes, SPEC §1)
 #   - a few defects of the original, each named where it shows.
 
 bats_require_minimum_version 1.5.0
@@ -205,10 +205,14 @@ online_offline() {
   assert_equal "$(df_xs a /local/domain/web0/device/vif/web0/mtu)" "$DF_MTU"
   assert_equal "$(df_xs a /local/domain/1/device/vif/0/mtu)" ""
   assert_equal "$(df_xs b /local/domain/1/device/vif/0/mtu)" "$DF_MTU"
-  # Everything else is equal: take both writes out and compare.
+  assert_equal "$(df_xs_writes a)" "WRITE /local/domain/0/backend/vif/1/0/hotplug-status = connected
+WRITE /local/domain/web0/device/vif/web0/mtu = $DF_MTU"
+  assert_equal "$(df_xs_writes b)" "WRITE /local/domain/0/backend/vif/1/0/hotplug-status = connected
+WRITE /local/domain/1/device/vif/0/mtu = $DF_MTU"
+  # Everything else is equal: put the original's write where it belongs and compare.
   df_on a xenstore-rm /local/domain/web0
   df_on a xenstore-write /local/domain/1/device/vif/0/mtu "$DF_MTU"
-  df_assert_same
+  df_assert_same --no-writes
   port_is b web0 xenbr0 "$DF_MTU"
   df_guard_only_ours web0
   df_both offline 1 0
@@ -259,6 +263,38 @@ online_offline() {
   df_rc_is 0
   df_assert_same
   released b web0-emu
+}
+
+@test "type_if=tap with mtu set and ip in CIDR form: the same port MTU; neither side writes a frontend mtu or hotplug-status for an emulated NIC" {
+  df_twins
+  df_tap 1 0 mtu=1400 "ip=192.0.2.16/28"
+  df_both add 1 0
+  df_rc_is 0
+  df_assert_same
+  port_is b vif1.0-emu xenbr0 1400
+  assert_equal "$(df_xs_writes b)" ""
+  df_both remove 1 0
+  df_rc_is 0
+  df_assert_same
+  df_no_rules_at_all
+}
+
+@test "type_if=tap, bridge xenbr1 asked with only a bridge eth1, then bridge defaulted: both use eth1" {
+  df_twins eth1
+  df_tap 1 0 bridge=xenbr1
+  df_tap 2 0 '!bridge'
+  df_both add 1 0
+  df_rc_is 0
+  df_both add 2 0
+  df_rc_is 0
+  df_assert_same
+  port_is b vif1.0-emu eth1 "$DF_MTU"
+  port_is b vif2.0-emu eth1 "$DF_MTU"
+  df_both remove 1 0
+  df_both remove 2 0
+  df_rc_is 0
+  df_assert_same
+  df_no_rules_at_all
 }
 
 @test "online/offline with type_if=tap and add/remove with type_if=vif: both do nothing and exit 0" {
@@ -354,14 +390,13 @@ online_offline() {
   df_no_rules_at_all
 }
 
-@test "invalid command: both fail and change nothing; differs on purpose: the original exits 1 (Invalid command), ours 2 (a usage error, README Exit codes)" {
+@test "invalid command: both exit 1 (Invalid command) and change nothing, in xenstore neither" {
   df_twins
   df_vif 1 0
   df_raw vif=vif1.0 XENBUS_PATH=backend/vif/1/0 -- frobnicate type_if=vif
-  assert_equal "$DF_RC_a" 1
-  assert_equal "$DF_RC_b" 2
-  DF_RC_a=- DF_RC_b=-
+  df_rc_is 1
   df_assert_same
+  grep -q 'Invalid command' "$DF_TMP/b/out.$DF_CALLS" || fail "ours: $(cat "$DF_TMP/b/out.$DF_CALLS")"
 }
 
 @test "unknown key on the command line: differs on purpose: the original ignores it, ours refuses it (exit 2, naming the key: SPEC §1) and changes nothing" {

@@ -21,11 +21,12 @@
 #   df_both CMD D V [k=v...] CMD on both sides as libxl calls it (type_if=vif for online/offline,
 #                            type_if=tap + INTERFACE=…-emu for add/remove); sets DF_RC_a, DF_RC_b
 #   df_side a|b ENV... -- ARGV...   one raw call on one side (ENV: extra k=v for the environment)
-#   df_assert_same [--error-message-differs]
+#   df_assert_same [--error-message-differs] [--no-writes]
 #                            exit status, links (name, flags, MTU, master, state, MAC, addresses),
-#                            the whole xenstore tree, and the firewall without our tagged guard:
-#                            equal on both sides (with the option, hotplug-error's text is not
-#                            compared, only whether it is there)
+#                            the whole xenstore tree, what the last call wrote to xenstore (from
+#                            the test xenstored's traffic log), and the firewall without our
+#                            tagged guard: equal on both sides (--error-message-differs:
+#                            hotplug-error's text is not compared, only whether it is written)
 #   df_guard_only_ours DEV   our guard for DEV on side b, nothing at all on side a
 #   df_no_rules_at_all       not one firewall rule on either side
 #   df_xs SIDE PATH          xenstore-read on one side ("" when missing)
@@ -47,10 +48,9 @@ DF_KEYS=(vif INTERFACE XENBUS_PATH XENBUS_TYPE XENBUS_BASE_PATH netdev script ty
 # --- file level: the originals, our hook, two xenstoreds ----------------------------------------
 
 df_setup_file() {
-  local out rc
+  local out rc=0
   mkdir -p "$BATS_FILE_TMPDIR"
-  out=$(bash "$DF_ROOT/bench/originals.sh" 2>"$BATS_FILE_TMPDIR/originals.err")
-  rc=$?
+  out=$(bash "$DF_ROOT/bench/originals.sh" 2>"$BATS_FILE_TMPDIR/originals.err") || rc=$?
   if ((rc == 3)); then
     # The package cannot be had here: every test skips, saying why.
     {
@@ -76,7 +76,7 @@ df_setup_file() {
 }
 
 df_teardown_file() {
-  local s pid
+  local s pid i
   for s in "${DF_SIDES[@]}"; do
     pid=$(cat "$BATS_FILE_TMPDIR/xs-$s/pid.own" 2>/dev/null) || continue
     kill "$pid" 2>/dev/null || :
@@ -260,6 +260,9 @@ df_both() {
 df_raw() {
   local s
   DF_CALLS=$((${DF_CALLS:-0} + 1))
+  for s in "${DF_SIDES[@]}"; do
+    printf -v "DF_MARK_$s" %s "$(wc -l <"$BATS_FILE_TMPDIR/xs-$s/traffic.jsonl")"
+  done
   # Both sides at once: they share nothing (namespaces, xenstored, lock and state directories).
   for s in "${DF_SIDES[@]}"; do
     {
@@ -300,6 +303,15 @@ df_xs_tree() {
   df_on "$1" xenstore-ls -f / 2>&1
 }
 
+# df_xs_writes SIDE: what the last call wrote to xenstore (WRITE, RM, MKDIR, SET_PERMS requests
+# from its traffic log), relative paths made absolute, sorted (the order is not compared).
+df_xs_writes() {
+  local mark="DF_MARK_$1"
+  tail -n +"$((${!mark:-0} + 1))" "$BATS_FILE_TMPDIR/xs-$1/traffic.jsonl" |
+    sed -nE 's/.*"dir":"request","type":"(WRITE|RM|MKDIR|SET_PERMS)",.*"payload":"(.*)"\}$/\1 \2/p' |
+    sed -E 's/^([A-Z_]+) ([^/])/\1 \/local\/domain\/0\/\2/; s/\\u0000$//; s/\\u0000/ = /' | sort
+}
+
 df_xs() {
   df_on "$1" xenstore-read "$2" 2>/dev/null || :
 }
@@ -329,9 +341,17 @@ df_fw_ours() {
   df_fw_all "$1" | grep -E "$DF_OURS_RE" || :
 }
 
-# df_snapshot SIDE [--error-message-differs]
+# df_snapshot SIDE [--error-message-differs] [--no-writes]
 df_snapshot() {
-  local s=$1 opt=${2:-}
+  local s=$1 opt='' writes=1
+  shift
+  while (($#)); do
+    case $1 in
+      --no-writes) writes= ;;
+      *) opt=$1 ;;
+    esac
+    shift
+  done
   echo "## exit status"
   local rc="DF_RC_$s"
   echo "${!rc}"
@@ -342,6 +362,14 @@ df_snapshot() {
     df_xs_tree "$s" | sed -E 's/^(.*\/hotplug-error) = ".*"$/\1 = <a message>/'
   else
     df_xs_tree "$s"
+  fi
+  echo "## xenstore writes of the last call"
+  if [[ -z $writes ]]; then
+    echo "(not compared)"
+  elif [[ $opt == --error-message-differs ]]; then
+    df_xs_writes "$s" | sed -E 's/^(WRITE .*\/hotplug-error) = .*$/\1 = <a message>/'
+  else
+    df_xs_writes "$s"
   fi
   echo "## firewall (without our guard)"
   df_fw "$s"

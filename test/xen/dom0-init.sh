@@ -44,16 +44,20 @@ if [ ! -x /sbin/modprobe ]; then
 fi
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
 
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "xen-dom0: stage 2 at $(up) s" >/dev/console
 # The Xen packages, "installed" into the overlay: what dpkg would have put there.
 cp -a "$XT_XEN_ROOT/etc" "$XT_XEN_ROOT/usr" / || die "copying the Xen packages from $XT_XEN_ROOT"
 ldconfig 2>/dev/null
-mkdir -p /var/log/xen /var/lib/xen /run/xen /run/xen-hotplug /var/lib/xen/dump
+# dom0's own logs, not the host's: /var/log/xen/xen-hotplug.log must hold only this run's lines.
+mount -t tmpfs -o mode=0755 tmpfs /var/log || die "tmpfs /var/log"
+mkdir -p /var/log/xen/console /var/lib/xen/dump /run/xen /run/xen-hotplug
 
 hostname dom0 2>/dev/null || echo dom0 >/proc/sys/kernel/hostname
 ip link set lo up
 
 echo "stage2 $(uname -r) $(cat /sys/hypervisor/type 2>/dev/null)" >"$R/booted"
-echo "xen-dom0: up, kernel $(uname -r), hypervisor $(cat /sys/hypervisor/type 2>/dev/null), running the job" >/dev/console
+echo "xen-dom0: up at $(up) s, kernel $(uname -r), hypervisor $(cat /sys/hypervisor/type 2>/dev/null), running the job" >/dev/console
 
 cd "$XT_REPO" || die "cd $XT_REPO"
 {

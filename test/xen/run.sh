@@ -22,6 +22,7 @@
 #   XT_SMP           dom0's CPUs = qemu's (default 2; the host has 2 cores)
 #   XT_KEEP=1        keep the result directory even when everything passed
 #   XT_ONLY          scenario groups to run, e.g. '1 2 4' (default: all)
+#   XT_JOB=FILE      run FILE in dom0 instead of the scenarios (debugging this tier)
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -130,7 +131,13 @@ cp "$here/dom0-init.sh" "$res/stage2"
   printf 'XT_ONLY=%q\nCI=%q\n' "${XT_ONLY:-}" "${CI:-}"
   printf 'export XT_REPO XT_KVER XT_MODULES XT_BUSYBOX XT_XEN_ROOT XT_GUEST_KERNEL XT_ONLY CI\n'
 } >"$res/env"
-printf 'cd %q || exit 125\nexec /bin/bash %q\n' "$repo" "$here/dom0-tests.sh" >"$res/job"
+# XT_JOB: another script to run in dom0 instead of the scenarios (for debugging this tier).
+if [[ -n ${XT_JOB:-} ]]; then
+  cp "$XT_JOB" "$res/job-script" || die "cannot read XT_JOB=$XT_JOB"
+  printf 'cd %q || exit 125\nexec /bin/bash /vmresult/job-script\n' "$repo" >"$res/job"
+else
+  printf 'cd %q || exit 125\nexec /bin/bash %q\n' "$repo" "$here/dom0-tests.sh" >"$res/job"
+fi
 : >"$res/output"
 say "setup took $((SECONDS - t_setup)) s"
 
@@ -139,11 +146,11 @@ say "setup took $((SECONDS - t_setup)) s"
 # after the file name; a ',' there would have to be ',,'), its initramfs the second.
 # smap=0: without it dom0 dies at its first page fault under TCG (RIG.md tier 3).
 t0=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu max -smp "${XT_SMP:-2}" -m 4096 \
+qemu-system-x86_64 -accel tcg -cpu "${XT_CPU:-max}" -smp "${XT_SMP:-2}" -m 4096 \
   -nodefaults -no-user-config -display none -monitor none -no-reboot \
   -serial "file:$res/console.log" \
   -kernel "$XEN_ELF" \
-  -append "console=com1 dom0_mem=2048M,max:2048M smap=0 noreboot loglvl=warning guest_loglvl=warning" \
+  -append "console=com1 dom0_mem=2048M,max:2048M smap=0 noreboot loglvl=warning guest_loglvl=warning ${XT_XEN_ARGS:-}" \
   -initrd "$XEN_DOM0_KERNEL console=hvc0 panic=-1 loglevel=4 mitigations=off rdinit=/init,$res/dom0-initrd.gz" \
   -virtfs local,path=/,mount_tag=hostroot,readonly=on,multidevs=remap,security_model=none \
   -virtfs "local,path=$res,mount_tag=vmresult,security_model=none" \
