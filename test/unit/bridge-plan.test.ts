@@ -242,3 +242,19 @@ test('multipath routes: the hops through netdev move to the bridge, the others s
   assert.deepEqual(on?.run[0]?.argv, ['ip', '-4', 'route', 'add', '10.30.0.0/16', 'metric', '10',
     'nexthop', 'via', '192.0.2.1', 'dev', 'xenbr0', 'weight', '3', 'nexthop', 'via', '198.18.1.1', 'dev', 'eth1']);
 });
+
+test('stacked VLANs (QinQ): children come off first, parents go back on first; missing flags mean none', () => {
+  const vlan = (name: string, parent: string, id: number, protocol: string, flags?: string[]): Link => ({
+    ...eth(name), link: parent, addr_info: [],
+    linkinfo: { info_kind: 'vlan', info_data: { protocol, id, ...(flags ? { flags } : {}) } },
+  });
+  const h = host('eth0', [vlan('eth0.100', 'eth0', 100, '802.1ad', ['REORDER_HDR']), vlan('eth0.100.7', 'eth0.100', 7, '802.1Q')]);
+  const ids = plan(planStart(req(), observed(h))).map((s) => s.id);
+  assert.ok(ids.indexOf('vlan-off:eth0.100.7') < ids.indexOf('vlan-off:eth0.100'), 'the inner VLAN is removed before its parent');
+  assert.ok(ids.indexOf('vlan-on:eth0.100') < ids.indexOf('vlan-on:eth0.100.7'), 'the parent is remade before the inner VLAN');
+  const steps = plan(planStart(req(), observed(h)));
+  const inner = steps.find((s) => s.id === 'vlan-on:eth0.100.7');
+  assert.match(inner?.run[0]?.argv.join(' ') ?? '', /link eth0\.100 name eth0\.100\.7 .* id 7 reorder_hdr off/);
+  const outer = steps.find((s) => s.id === 'vlan-on:eth0.100');
+  assert.match(outer?.run[0]?.argv.join(' ') ?? '', /link eth0 name eth0\.100 .*protocol 802\.1ad id 100 reorder_hdr on/);
+});
