@@ -26,8 +26,16 @@ die() {
   sleep 60
 }
 
-mount -t tmpfs -o mode=1777 tmpfs /tmp || die "tmpfs /tmp"
-mount -t tmpfs -o mode=0755 tmpfs /run || die "tmpfs /run"
+# A fresh /tmp and /run, unless the repository lives below one of them (CI may clone into /tmp):
+# a tmpfs there would hide it. The overlay keeps writes in the guest's memory either way.
+fresh() { # fresh DIR MODE
+  case "$VM_REPO/" in
+    "$1"/*) echo "vm-stage2: keeping the host's $1 (the repository is in it)" >/dev/console ;;
+    *) mount -t tmpfs -o "mode=$2" tmpfs "$1" || die "tmpfs $1" ;;
+  esac
+}
+fresh /tmp 1777
+fresh /run 0755
 mkdir -p /dev/pts /dev/shm /run/lock
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /dev/shm 2>/dev/null

@@ -96,10 +96,13 @@ cp "$here/guest-init.sh" "$res/stage2"
   printf 'export CI=%q\n' "${CI:-}"
   for v in ${VM_ENV:-}; do [[ -n ${!v+x} ]] && printf 'export %s=%q\n' "$v" "${!v}"; done
 } >"$res/env"
-# The guest has its own /tmp and /run: a script from there travels on the result share.
+# The guest has its own /tmp and /run (unless the repository is in one of them, see
+# guest-init.sh): a script from there, outside the repository, travels on the result share.
 script=$1
 shift
-case $(realpath -m "$script") in
+real=$(realpath -m "$script")
+case $real in
+"$repo"/*) ;;
 /tmp/* | /run/* | /dev/* | /proc/* | /sys/*) cp "$script" "$res/script" && script=/vmresult/script ;;
 esac
 printf 'cd %q || exit 125\nexec /bin/bash %q' "$repo" "$script" >"$res/job"
