@@ -47,6 +47,8 @@ echo /sbin/modprobe >/proc/sys/kernel/modprobe
 up() { cut -d' ' -f1 /proc/uptime; }
 echo "xen-dom0: stage 2 at $(up) s" >/dev/console
 # The Xen packages, "installed" into the overlay: what dpkg would have put there.
+# Only the packages' /etc/xen: a host's own (a nethooks.conf, say) must not leak into this dom0.
+rm -rf /etc/xen /var/lib/xen
 cp -a "$XT_XEN_ROOT/etc" "$XT_XEN_ROOT/usr" / || die "copying the Xen packages from $XT_XEN_ROOT"
 ldconfig 2>/dev/null
 # dom0's own logs, not the host's: /var/log/xen/xen-hotplug.log must hold only this run's lines.

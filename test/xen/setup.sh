@@ -12,6 +12,9 @@
 #     xen-hypervisor-4.17-amd64, xen-utils-4.17, xen-utils-common, xenstore-utils, their libraries
 #     (libxen*, libyajl2). dom0 gets them copied over its root at boot (test/xen/dom0-init.sh).
 #   - $XEN_CACHE/xen.elf: /boot/xen-4.17-amd64.gz unzipped (qemu's multiboot loader takes an ELF).
+#   - The Debian packages dom0 runs from this host's root (iproute2, iptables, nftables, ebtables,
+#     tcpdump, dnsmasq-base, xenstore-utils, iputils-ping, procps, util-linux, dash), if missing
+#     (apt-get install --no-install-recommends; all of them are tier 1's packages too).
 # XEN_CACHE defaults to <repo>/.cache/xen (.cache/ is ignored by git). Delete it to start over.
 #
 # Prints XEN_* and VM_* variable lines on fd 3 if it is open (run.sh reads them).
@@ -38,6 +41,22 @@ kdir=${VM_MODULES%/lib/modules/*}
 kernel=$kdir/boot/vmlinux-$VM_KVER
 [[ -s $kernel ]] || kernel=$kdir/boot/vmlinuz-$VM_KVER
 [[ -s $kernel ]] || die "no kernel image in $kdir/boot"
+
+# --- what dom0 runs from the host's root ---------------------------------------------------------------
+# dom0's root is this host's / (read-only, over 9p): the hooks' tools and the tests' come from here.
+# (xenstore-utils: the clients tier 1's test xenstored helpers use for scenario 6, on this host.)
+host_pkgs=(iproute2 iptables nftables ebtables tcpdump dnsmasq-base xenstore-utils iputils-ping procps util-linux dash)
+missing=()
+for p in "${host_pkgs[@]}"; do
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages dom0 uses from this host: ${missing[*]} (--no-install-recommends)"
+  apt-get update -qq </dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2 ||
+    die "installing ${missing[*]} failed; run: apt-get install -y --no-install-recommends ${missing[*]}"
+fi
+command -v node >/dev/null || die "node is missing (the hooks run with #!/usr/bin/env node; Debian 12: apt-get install nodejs)"
 
 # --- the Xen packages -------------------------------------------------------------------------------
 pkgs=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils
