@@ -64,10 +64,8 @@ eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX XEN_ELF XEN_ROOT XEN_DOM0
 res=$(mktemp -d /tmp/xen-nethooks-xen.XXXXXX)
 stage=$(mktemp -d /tmp/xen-nethooks-xen-initrd.XXXXXX)
 qpid=
-tailpid=
 keep=${XT_KEEP:-}
 cleanup() {
-  if [[ -n $tailpid ]]; then kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null; fi
   if [[ -n $qpid ]] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; fi
   rm -rf "$stage"
   if [[ $keep == 1 ]]; then say "kept $res"; else rm -rf "$res"; fi
@@ -164,8 +162,16 @@ qemu-system-x86_64 -accel tcg -cpu "${XT_CPU:-max}" -smp "${XT_SMP:-1}" -m 4096 
 qpid=$!
 say "qemu pid $qpid: Xen 4.17 + dom0 $VM_KVER, $res"
 
-tail -n +1 -F "$res/output" 2>/dev/null &
-tailpid=$!
+# dom0's output (TAP), streamed as the share receives it; every byte exactly once, the rest at the end.
+printed=0
+flush_output() {
+  local size
+  size=$(stat -c %s "$res/output" 2>/dev/null) || return 0
+  if ((size > printed)); then
+    tail -c +$((printed + 1)) "$res/output" | head -c $((size - printed))
+    printed=$size
+  fi
+}
 
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 console_tail() {
@@ -197,13 +203,10 @@ while [[ ! -f $res/rc ]]; do
     vmfail="the run did not finish within ${timeout_all} s (XT_TIMEOUT)"
     break
   fi
+  flush_output
   sleep 0.5
 done
 total=$(elapsed)
-sleep 0.5 # let the output tail catch up
-kill "$tailpid" 2>/dev/null
-wait "$tailpid" 2>/dev/null
-tailpid=
 # Xen powers the machine off after dom0 does, but qemu does not always exit: kill it by its PID.
 for _ in $(seq 1 20); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.25; done
 if kill -0 "$qpid" 2>/dev/null; then
@@ -213,6 +216,7 @@ if kill -0 "$qpid" 2>/dev/null; then
 fi
 wait "$qpid" 2>/dev/null
 qpid=
+flush_output
 
 rc=$(cat "$res/rc" 2>/dev/null)
 [[ -z $vmfail && ! $rc =~ ^[0-9]+$ ]] && vmfail="dom0 reported no exit status"

@@ -5,16 +5,17 @@
 #   bash test/xen/setup.sh        fetch/unpack what is missing, say what it did
 #
 # What it does, and where:
-#   - test/vm/setup.sh (tier 2's): installs qemu-system-x86 (apt-get --no-install-recommends, the
-#     only package this tier installs on the host) and unpacks the Debian 6.1 kernel + modules and
-#     busybox-static into tier 2's cache (.cache/vm/), shared by both tiers.
+#   - test/vm/setup.sh (tier 2's): installs qemu-system-x86 (apt-get --no-install-recommends) and
+#     unpacks the Debian 6.1 kernel + modules and busybox-static into tier 2's cache (.cache/vm/),
+#     which both tiers share.
 #   - The Xen 4.17 packages, by `apt-get download` + `dpkg-deb -x` into $XEN_CACHE/root/ (never /):
 #     xen-hypervisor-4.17-amd64, xen-utils-4.17, xen-utils-common, xenstore-utils, their libraries
 #     (libxen*, libyajl2). dom0 gets them copied over its root at boot (test/xen/dom0-init.sh).
 #   - $XEN_CACHE/xen.elf: /boot/xen-4.17-amd64.gz unzipped (qemu's multiboot loader takes an ELF).
-#   - The Debian packages dom0 runs from this host's root (iproute2, iptables, nftables, ebtables,
-#     tcpdump, dnsmasq-base, xenstore-utils, iputils-ping, procps, util-linux, dash), if missing
-#     (apt-get install --no-install-recommends; all of them are tier 1's packages too).
+#   - Whatever dom0 runs from this host's root and is missing here (apt-get install
+#     --no-install-recommends; tier 1 needs most of them too): iproute2, iptables, nftables,
+#     ebtables, tcpdump, dnsmasq-base, xenstore-utils (clients only), iputils-ping, procps,
+#     util-linux, dash, sysvinit-utils (/etc/init.d/xen's helpers), diffutils.
 # XEN_CACHE defaults to <repo>/.cache/xen (.cache/ is ignored by git). Delete it to start over.
 #
 # Prints XEN_* and VM_* variable lines on fd 3 if it is open (run.sh reads them).
@@ -45,7 +46,8 @@ kernel=$kdir/boot/vmlinux-$VM_KVER
 # --- what dom0 runs from the host's root ---------------------------------------------------------------
 # dom0's root is this host's / (read-only, over 9p): the hooks' tools and the tests' come from here.
 # (xenstore-utils: the clients tier 1's test xenstored helpers use for scenario 6, on this host.)
-host_pkgs=(iproute2 iptables nftables ebtables tcpdump dnsmasq-base xenstore-utils iputils-ping procps util-linux dash)
+host_pkgs=(iproute2 iptables nftables ebtables tcpdump dnsmasq-base xenstore-utils iputils-ping procps util-linux dash
+  sysvinit-utils diffutils)
 missing=()
 for p in "${host_pkgs[@]}"; do
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
