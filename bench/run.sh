@@ -16,8 +16,8 @@
 # firewall step on, alternating, medians, ratios, our cost beyond `node -e 0`, programs run per
 # call. 2 online latency with 0/100/500 vifs already online (ours vs original firewall on).
 # 3 64 vifs onlined at once, then offlined. 4 network-bridge start+stop vs one `ip -batch` of the
-# same changes. 5 --help of every hook vs `node -e 0`, bundle sizes, what loading execa/pino costs.
-# 6 (xl create in the Xen tier) is skipped: that tier does not exist yet.
+# same changes. 5 --help of every hook vs `node -e 0`, bundle sizes.
+# 6 (xl create in the Xen tier) is `npm run bench:xen` (bench/xen.sh): it boots Xen under qemu.
 #
 # Everything runs in namespaces named bn<pid>-*, against one test xenstored; all of it (and the
 # processes started here) is removed on exit, also after a failure or Ctrl-C. Addresses used in
@@ -517,26 +517,10 @@ done
 report item4 "$samples"
 
 # =============================================================================================
-section "5. start-up: --help of each hook vs node -e 0; bundle sizes; what loading execa and pino costs"
-# Bundles of the two runtime dependencies alone, built as the hooks are (esbuild, cjs, node18).
+section "5. start-up: --help of each hook vs node -e 0; bundle sizes"
+# The hooks load no runtime dependency but minimist: execa (~30 ms) and pino (~12 ms) were
+# replaced by lib/exec.ts and lib/log.ts after bench/results/2026-12-01.txt measured them.
 mods=()
-if [[ -x $root/node_modules/.bin/esbuild ]]; then
-  # Under the project (git-ignored .cache/) so that esbuild finds node_modules.
-  mods_dir=$root/.cache/bench-mods
-  rm -rf "$mods_dir"
-  mkdir -p "$mods_dir"
-  ln -sfn "$mods_dir" "$tmp/mods"
-  printf "import { execa } from 'execa';\nglobalThis.keep = [execa];\n" >"$tmp/mods/execa.mjs"
-  printf "import pino from 'pino';\nglobalThis.keep = [pino];\n" >"$tmp/mods/pino.mjs"
-  printf "import pino from 'pino';\nimport { execa } from 'execa';\nimport minimist from 'minimist';\nglobalThis.keep = [pino, execa, minimist];\n" >"$tmp/mods/all.mjs"
-  printf "const { spawnSync } = require('node:child_process');\nspawnSync('true');\n" >"$tmp/mods/spawn.js"
-  for m in execa pino all; do
-    (cd "$root" && node_modules/.bin/esbuild "$tmp/mods/$m.mjs" --bundle --platform=node --target=node18 --format=cjs \
-      --log-level=error --outfile="$tmp/mods/$m.cjs") && mods+=("$m")
-  done
-else
-  say "(esbuild missing: module load costs not measured)"
-fi
 hooks=()
 for f in "$BN_DIST"/*; do [[ -x $f && ! -d $f ]] && hooks+=("$(basename "$f")"); done
 for ((i = 0; i < HELP_ROUNDS; i++)); do
@@ -558,8 +542,7 @@ report item5 "$samples"
 
 # =============================================================================================
 section "6. xl create to hotplug-status connected, ours vs the original (Xen tier)"
-say "skipped: needs tier 3 (real Xen 4.17 under qemu, xl create of a PV guest), which this project does not have yet;"
-say "         a namespace cannot measure libxl's hotplug path (fork+exec costs ~44 ms in dom0 under TCG there, ~1 ms here)."
+say "not in this run: it boots Xen 4.17 under qemu; run npm run bench:xen (bench/xen.sh)"
 
 section "summary"
 report summary "$samples" "${LEVELS[@]}"

@@ -79,10 +79,16 @@ export async function execute(plan: Plan, opts: ExecuteOptions): Promise<Step[]>
   for (const s of plan.steps) {
     let failure: CommandError | undefined;
     let ranAny = false;
-    for (const cmd of s.run) {
-      failure = await runLogged(cmd, opts.log, s.id, 'run');
-      if (failure) break;
-      ranAny = true;
+    if (s.concurrent) {
+      const errors = await Promise.all(s.run.map((cmd) => runLogged(cmd, opts.log, s.id, 'run')));
+      failure = errors.find((e) => e !== undefined);
+      ranAny = errors.some((e) => e === undefined);
+    } else {
+      for (const cmd of s.run) {
+        failure = await runLogged(cmd, opts.log, s.id, 'run');
+        if (failure) break;
+        ranAny = true;
+      }
     }
     if (!failure && opts.fault === s.id) {
       failure = new CommandError({ argv: ['XEN_NETHOOKS_FAULT', s.id] }, 1, 'injected fault (XEN_NETHOOKS_FAULT)');
@@ -108,7 +114,7 @@ export function renderPlan(plan: Plan): string {
   if (plan.steps.length === 0) return '  (nothing to do)\n';
   return plan.steps
     .map((s, i) => {
-      const lines = [`${String(i + 1).padStart(3)}. ${s.description}  [${s.id}]`];
+      const lines = [`${String(i + 1).padStart(3)}. ${s.description}  [${s.id}]${s.concurrent ? ' (run at once)' : ''}`];
       const show = (c: Command, prefix: string) => {
         lines.push(`       ${prefix}${formatCommand(c)}`);
         if (c.fallback) lines.push(`       ${' '.repeat(prefix.length)}  (if refused: ${c.fallback.commands.map(formatCommand).join('; ')})`);

@@ -9,7 +9,7 @@
  */
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 
 export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
 const WAIT_SECONDS = 60;
@@ -29,11 +29,7 @@ export async function claimLock(name: string, env: NodeJS.ProcessEnv): Promise<L
   const path = join(dir, name);
   for (;;) {
     const fd = openSync(path, 'a');
-    const r = await execa('flock', ['-x', '-w', String(WAIT_SECONDS), '3'], {
-      // execa's types accept only small literals for an inherited descriptor; Node takes any fd.
-      stdio: ['ignore', 'ignore', 'pipe', fd as unknown as 3],
-      reject: false,
-    });
+    const r = await flock(fd);
     if (r.exitCode !== 0) {
       closeSync(fd);
       throw new Error(
@@ -67,6 +63,17 @@ export async function claimLock(name: string, env: NodeJS.ProcessEnv): Promise<L
     }
     closeSync(fd); // we locked a file that was removed meanwhile: try the new one
   }
+}
+
+/** flock(1) on our descriptor, handed to it as its fd 3: the lock stays with our open file. */
+function flock(fd: number): Promise<{ exitCode: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('flock', ['-x', '-w', String(WAIT_SECONDS), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    child.on('error', (e) => (stderr ||= `flock: ${e.message} (util-linux flock(1) is needed)`));
+    child.on('close', (code) => resolve({ exitCode: code ?? 1, stderr: stderr.trim() }));
+  });
 }
 
 export async function withLock<T>(name: string, env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {

@@ -18,6 +18,12 @@ export interface Step {
    * stop planner lets only the last holder restore the original value.
    */
   shared?: string;
+  /**
+   * The run commands are independent of each other (one transaction each for ebtables, iptables
+   * and ip6tables): the executor starts them at once. A vif hook's cost is mostly waiting for
+   * such processes, and libxl waits for the hook.
+   */
+  concurrent?: boolean;
 }
 
 /** The request cannot be carried out on this host; the message says why and what to change. */

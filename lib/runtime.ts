@@ -7,8 +7,25 @@ import { InvalidCommand, UsageError, parseInvocation, type Invocation } from './
 import { helpText } from './cli/help.ts';
 import type { HookSpec } from './cli/spec.ts';
 
+/**
+ * The directories Xen's own hotplug scripts put on PATH (xen-hotplug-common.sh) before they run
+ * anything. libxl hands a hook xl's environment as it is, and cron or a systemd unit their own;
+ * from cron that is PATH=/usr/bin:/bin, without the sbin directories that hold ip, ebtables,
+ * iptables and nft (seen under real Xen: `xl network-attach` from such a PATH failed with
+ * "spawn ebtables-restore ENOENT").
+ */
+const SYSTEM_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** PATH with the system directories it lacks appended: the caller's directories still come first. */
+export function withSystemPath(path: string | undefined): string {
+  const have = (path ?? '').split(':').filter((d) => d !== '');
+  return [...have, ...SYSTEM_PATH.filter((d) => !have.includes(d))].join(':');
+}
+
 export async function hookMain(spec: HookSpec, handler: (inv: Invocation) => Promise<number>): Promise<never> {
   let code: number;
+  // Every command a hook runs (lib/exec.ts) inherits process.env.
+  process.env.PATH = withSystemPath(process.env.PATH);
   try {
     const inv = parseInvocation(spec, process.argv.slice(2), process.env);
     if (inv.flags.help) {

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Flags } from '../cli/args.ts';
-import { execute, renderPlan } from '../executor.ts';
+import { execute } from '../executor.ts';
 import { readPolicy } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
@@ -13,7 +13,6 @@ import { defaultRouteDevice, findLink, observeHost, portsOf, userRoutes, type Ho
 import { isBridge } from '../net/link.ts';
 import { describeRoute } from '../net/route.ts';
 import { readSysctl } from '../net/sysctl.ts';
-import type { Plan } from '../plan.ts';
 import {
   BRIDGE_NF_SYSCTLS,
   planStart,
@@ -23,6 +22,7 @@ import {
   type BridgeRequest,
 } from '../plans/bridge.ts';
 import { StateStore } from '../state.ts';
+import { printPlan } from './plan-output.ts';
 
 export interface Context {
   env: NodeJS.ProcessEnv;
@@ -31,11 +31,6 @@ export interface Context {
 }
 
 const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge');
-
-function printPlan(title: string, plan: Plan, flags: Flags, extra: Record<string, unknown> = {}): void {
-  if (flags.json) process.stdout.write(JSON.stringify({ dryRun: true, ...extra, steps: plan.steps }, null, 2) + '\n');
-  else process.stdout.write(`${title} (dry run: nothing is changed)\n${renderPlan(plan)}`);
-}
 
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;

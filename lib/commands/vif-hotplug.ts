@@ -154,24 +154,8 @@ async function runPostHooks(ctx: VifContext, vars: Record<string, string>): Prom
   }
 }
 
-/**
- * The directories Xen's own hotplug scripts put on PATH (xen-hotplug-common.sh) before they run
- * anything. libxl hands a hook xl's environment as it is; from cron that is PATH=/usr/bin:/bin,
- * without the sbin directories that hold ebtables, iptables and nft (seen under real Xen: `xl
- * network-attach` from such a PATH failed with "spawn ebtables-restore ENOENT").
- */
-const SYSTEM_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** PATH with the system directories it lacks appended: the caller's directories still come first. */
-export function withSystemPath(path: string | undefined): string {
-  const have = (path ?? '').split(':').filter((d) => d !== '');
-  return [...have, ...SYSTEM_PATH.filter((d) => !have.includes(d))].join(':');
-}
-
 export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
   const { env, out, flags } = ctx;
-  // Every command this hook runs (lib/exec.ts) inherits process.env.
-  process.env.PATH = withSystemPath(process.env.PATH);
   const where = locate(ctx);
   if (!where) {
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');

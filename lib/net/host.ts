@@ -1,6 +1,7 @@
 /** One read of the host's network state, the input every planner works from. Read-only. */
 import { runJson } from '../exec.ts';
 import type { Link } from './link.ts';
+import { sysfsLinks } from './sysfs.ts';
 import { isKernelRoute, type Family, type Route } from './route.ts';
 
 export interface HostState {
@@ -25,6 +26,16 @@ export async function observeHost(): Promise<HostState> {
 export async function observeLinks(): Promise<HostState> {
   const links = await runJson<Link[]>({ argv: ['ip', '-j', '-d', 'addr', 'show'] });
   return { links: links ?? [], routes4: [], routes6: [] };
+}
+
+/**
+ * The named devices and every bridge, from sysfs without a process when it shows our namespace,
+ * else from ip: what vif-bridge plans from (it needs no addresses and no routes).
+ */
+export async function observeDevices(names: readonly string[]): Promise<HostState> {
+  const links = sysfsLinks(names);
+  if (links) return { links, routes4: [], routes6: [] };
+  return observeLinks();
 }
 
 export function findLink(host: HostState, name: string): Link | undefined {

@@ -172,7 +172,10 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     }
     if (!req.mac) warnings.push('guest has no mac in xenstore: source MACs are not checked');
     const fw = firewallCommands(req.firewall, guard);
-    steps.push(step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove));
+    const guardStep = step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
+    // The three tools' transactions touch different tables; stale removals must come first.
+    if (stale.length === 0 && fw.apply.length > 1) guardStep.concurrent = true;
+    steps.push(guardStep);
   } else if (leftover && stale.length) {
     steps.push(step('firewall', `remove the firewall guard an earlier online left on ${leftover.dev}`, stale, []));
   }
@@ -195,6 +198,8 @@ export function describeGuard(g: VifGuard): string {
 export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean): Plan {
   const steps: Step[] = [];
   const fw = firewallRemoval(firewall, dev, notrack);
+  // One after the other: removals wait for the kernel (an RCU grace period per nftables commit
+  // that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));
   steps.push(step('port', `detach ${dev}`, [portTeardown(dev)], []));
   return { steps };

@@ -167,7 +167,20 @@ EOF
   run "${clean[@]}" ip netns exec "$DOM0" ./network-bridge stop
   assert_success
   assert_snap before
-  # It logged as it should, too (pino, synchronous, bundled).
+  # It logged as it should, too (JSON lines, synchronous, bundled).
   run logged_commands
   assert_output --partial "ip link set dev eth0 name peth0"
+}
+
+@test "started with cron's PATH=/usr/bin:/bin (no sbin, where ip and iptables live): start and stop still work" {
+  # The control: from this PATH alone, ip is not found (else the test proves nothing).
+  run env PATH=/usr/bin:/bin sh -c 'command -v ip iptables'
+  [[ $output != */usr/sbin/ip* ]] || skip "ip is in /usr/bin here; this machine cannot show the PATH fix"
+  snap_save before
+  run ip netns exec "$DOM0" env PATH=/usr/bin:/bin "$(command -v node)" "$NB_HOOK" start netdev=eth0
+  assert_success
+  assert_output --partial "started eth0 with port peth0"
+  run ip netns exec "$DOM0" env PATH=/usr/bin:/bin "$(command -v node)" "$NB_HOOK" stop netdev=eth0
+  assert_success
+  assert_snap before
 }

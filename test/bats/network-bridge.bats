@@ -199,10 +199,11 @@ ip_facts() {
   assert_output --partial "inet6 2001:db8::5/64 scope global nodad"
   run bash -c "ip -n $DOM0 -j addr show dev eth0 | node $NB_SNAPSHOT eval 'd[0].addr_info.filter((a) => a.scope !== \"link\").length'"
   assert_output 0
-  # Nothing left on the port but the kernel's own IPv6 link-local and multicast routes.
+  # Nothing left on the port but the kernel's own IPv6 link-local and multicast routes (and the
+  # local route of the port's own link-local address, once the kernel has made one).
   run ip -n "$DOM0" -4 route show table all dev eth0
   assert_output ""
-  run bash -c "ip -n $DOM0 -6 route show table all dev eth0 | grep -v -E '^(fe80::/64|multicast ff00::/8) .*proto kernel'"
+  run bash -c "ip -n $DOM0 -6 route show table all dev eth0 | grep -v -E '^(fe80::/64|multicast ff00::/8|local fe80::[0-9a-f:]+) .*proto kernel'"
   assert_output ""
   run ip -n "$DOM0" route show table 100
   assert_output "203.0.113.0/24 via 10.9.9.9 dev xenbr1 onlink "

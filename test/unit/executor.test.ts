@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
+import { silentLogger } from '../../lib/log.ts';
 import type { Command } from '../../lib/exec.ts';
 import { execute, PlanFailed, renderPlan } from '../../lib/executor.ts';
 import { reversePlan, step, type Plan } from '../../lib/plan.ts';
@@ -13,7 +13,7 @@ const dir = mkdtempSync(join(tmpdir(), 'xnh-exec-'));
 const touch = (n: string): Command => ({ argv: ['touch', join(dir, n)] });
 const rm = (n: string): Command => ({ argv: ['rm', join(dir, n)] });
 const fail = (msg: string): Command => ({ argv: ['sh', '-c', `echo '${msg}' >&2; exit 3`] });
-const quiet = { log: pino({ enabled: false }), say: () => {} };
+const quiet = { log: silentLogger, say: () => {} };
 
 function files(...names: string[]): boolean[] {
   return names.map((n) => existsSync(join(dir, n)));
@@ -99,4 +99,22 @@ test('renderPlan shows every command and its undo', () => {
   assert.match(text, /ip link add name 'br x'/);
   assert.match(text, /undo: ip link del 'br x'/);
   assert.equal(renderPlan({ steps: [] }), '  (nothing to do)\n');
+});
+
+test('a concurrent step starts its commands at once, and is undone whole when one fails', async () => {
+  // The first command waits for the file that only the second creates: run one after the other,
+  // it would give up after 5 s and fail the step.
+  const flag = join(dir, 'c-flag');
+  const waitFor: Command = { argv: ['sh', '-c', `i=0; while [ ! -e ${flag} ]; do i=$((i+1)); [ $i -gt 500 ] && exit 9; sleep 0.01; done`] };
+  const ok = step('c', 'together', [waitFor, { argv: ['touch', flag] }], [rm('c-flag')]);
+  ok.concurrent = true;
+  await execute({ steps: [ok] }, quiet);
+  assert.deepEqual(files('c-flag'), [true]);
+  assert.match(renderPlan({ steps: [ok] }), /together {2}\[c\] \(run at once\)/);
+  await execute(reversePlan([ok]), quiet);
+
+  const bad = step('d', 'together, one fails', [touch('d1'), fail('refused')], [rm('d1')]);
+  bad.concurrent = true;
+  await assert.rejects(execute({ steps: [bad] }, quiet), (e: unknown) => e instanceof PlanFailed && /refused/.test(e.message));
+  assert.deepEqual(files('d1'), [false]);
 });
