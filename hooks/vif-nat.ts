@@ -52,6 +52,8 @@ command, dev, ip, XENBUS_PATH set, as the originals did.
 Files: /etc/xen/nethooks.conf (XEN_NETHOOKS_CONF), /var/log/xen/xen-hotplug.log (XEN_NETHOOKS_LOG),
 /run/xen-nethooks/ (XEN_NETHOOKS_STATE_DIR; dnsmasq's hosts directory is dnsmasq/hosts.d there),
 lock /var/run/xen-hotplug/iptables (XEN_NETHOOKS_LOCK_DIR).
+xenstore: over xenstored's socket (XENSTORED_PATH), else the xenstore-* clients; XEN_NETHOOKS_XENSTORE=cli
+forces the clients.
 Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments.
 `,
 };

@@ -1,20 +1,27 @@
 /**
- * xenstore for the vif hooks, through the real xenstore-utils clients (the same programs Xen's
- * own scripts use), so a hook needs no xenstore library and works with C xenstored and oxenstored
- * alike. The clients find the daemon through XENSTORED_PATH (tests) or the default socket.
+ * xenstore for the vif hooks: over xenstored's Unix socket in-process (lib/xenstore-socket.ts)
+ * when there is one, else through the real xenstore-utils clients (the same programs Xen's own
+ * scripts use), which also know /dev/xen/xenbus for a xenstored in a stub domain. Both find the
+ * daemon through XENSTORED_PATH (tests) or the default socket, and both give the same results
+ * and the same errors. XEN_NETHOOKS_XENSTORE=cli forces the clients.
  *
- * Every client run is a fork+exec: ~1-3 ms on a bare host but ~44 ms in a dom0 under Xen, and a
+ * A client run is a fork+exec: ~1-3 ms on a bare host but ~44 ms in a dom0 under Xen, and a
  * hook has libxl's 40 s for everything. So the API is shaped around few calls: one
  * `xenstore-ls -f` reads a whole backend directory (missing keys simply absent, values with
  * spaces and newlines intact), one `xenstore-write k1 v1 k2 v2 …` writes every key in one
- * transaction. A vif-bridge online needs two runs: readDir(backend), then write() of the
- * frontend mtu and hotplug-status together.
+ * transaction. A vif-bridge online needs two: readDir(backend), then write() of the frontend
+ * mtu and hotplug-status together. Over the socket the same calls are a few round trips on one
+ * connection and no process at all.
+ *
+ * Plans keep naming `xenstore-write` (writeCommand), so --dry-run and the log read the same
+ * either way; the socket serves it as a builtin of lib/exec.ts, registered below.
  *
  * The clients quote values (xenstore-ls always, xenstore-read too) and unquote what
  * xenstore-write is given: backslash escapes, as tools/xenstore/xenstore_client.c's
  * sanitise_value/unsanitise_value. escapeValue/unescapeValue here are those rules.
  */
-import { run, type Command } from './exec.ts';
+import { registerBuiltin, run, type Command } from './exec.ts';
+import { readBytes, readTree, removePaths, writePairs, XsReplyError } from './xenstore-socket.ts';
 
 /** Where a relative path lives: the caller is dom0 (XENBUS_PATH=backend/vif/1/0 is relative). */
 export const DOM0_HOME = '/local/domain/0';
@@ -287,11 +294,43 @@ function client(argv: string[], opts: XenstoreOptions | undefined): Command {
 }
 
 /**
- * Every key under dir (recursively, "sub/key" for nested ones) with its value, in one client
- * run. Missing keys are simply absent from the map; a missing dir is a not-found XenstoreError.
+ * The environment the socket is looked up in (lib/xenstore-socket.ts socketPaths), the one the
+ * client would run with; undefined when XEN_NETHOOKS_XENSTORE=cli rules the socket out.
+ */
+function socketEnv(opts: XenstoreOptions | undefined): NodeJS.ProcessEnv | undefined {
+  if (process.env.XEN_NETHOOKS_XENSTORE === 'cli') return undefined;
+  if (!opts?.env) return process.env;
+  const env = { ...process.env, XENSTORED_PATH: opts.env.XENSTORED_PATH };
+  if (env.XENSTORED_PATH === undefined) delete env.XENSTORED_PATH;
+  return env;
+}
+
+/** What xenstored refused, as an XenstoreError; stderr in the clients' style, with the errno. */
+function replyError(op: XenstoreOp, e: XsReplyError): XenstoreError {
+  const reason = e.errno === 'ENOENT' ? 'not-found' : 'failed';
+  return new XenstoreError(op, e.path, reason, `xenstored: ${e.message}\n`);
+}
+
+/** fn over the socket; undefined when the clients should run instead. */
+async function viaSocket<T>(op: XenstoreOp, opts: XenstoreOptions | undefined, fn: (env: NodeJS.ProcessEnv) => Promise<T | undefined>): Promise<T | undefined> {
+  const env = socketEnv(opts);
+  if (!env) return undefined;
+  try {
+    return await fn(env);
+  } catch (e) {
+    throw e instanceof XsReplyError ? replyError(op, e) : e;
+  }
+}
+
+/**
+ * Every key under dir (recursively, "sub/key" for nested ones) with its value, as
+ * `xenstore-ls -f` lists them. Missing keys are simply absent from the map; a missing dir is a
+ * not-found XenstoreError.
  */
 export async function readDir(dir: string, opts?: XenstoreOptions): Promise<Map<string, string>> {
   const abs = absolutePath(dir);
+  const tree = await viaSocket('list', opts, (env) => readTree(abs, env));
+  if (tree) return new Map([...tree].map(([k, v]) => [k, v.toString('utf8')]));
   const r = await run(client(['xenstore-ls', '-f', '--', abs], opts));
   if (r.exitCode !== 0) throw new XenstoreError('list', abs, classify(r.stderr), r.stderr);
   return parseLsFlat(r.stdout, abs);
@@ -300,6 +339,8 @@ export async function readDir(dir: string, opts?: XenstoreOptions): Promise<Map<
 /** One value; a missing node is a not-found XenstoreError. */
 export async function read(path: string, opts?: XenstoreOptions): Promise<string> {
   const abs = absolutePath(path);
+  const bytes = await viaSocket('read', opts, (env) => readBytes(abs, env));
+  if (bytes) return bytes.toString('utf8');
   const r = await run(client(['xenstore-read', '--', abs], opts));
   if (r.exitCode !== 0) throw new XenstoreError('read', abs, classify(r.stderr), r.stderr);
   // One line per path, the value sanitised (so it holds no newline) plus "\n".
@@ -327,7 +368,8 @@ function entries(pairs: Pairs): Array<readonly [string, string]> {
 /**
  * The one xenstore-write run that writes every pair, as data (for a plan's steps, which the
  * executor runs and --dry-run shows). Paths resolved, values escaped so they are stored exactly;
- * "--" so that a value such as "-1" is not read as an option.
+ * "--" so that a value such as "-1" is not read as an option. Run through lib/exec.ts, it goes
+ * over the socket when it can (the builtin below).
  */
 export function writeCommand(pairs: Pairs): Command {
   const list = entries(pairs).map(([k, v]) => [absolutePath(k), escapeValue(v)] as const);
@@ -336,13 +378,49 @@ export function writeCommand(pairs: Pairs): Command {
 }
 
 /**
- * Writes every pair in one client run, which (for more than one pair) is one xenstore
- * transaction: either all keys are written or none. Parents are created as needed.
+ * xenstore-write's effect and result over the socket: the same bytes stored (each value
+ * unsanitised as the client does it), the same exit status and message shape on failure
+ * ("could not write path X", which failedPath and classify read). undefined when this argv is
+ * not one to imitate (options other than "--", an odd count: the client's own usage error) or
+ * the socket cannot be reached.
+ */
+async function writeOverSocket(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined> {
+  let args = argv.slice(1);
+  if (args[0] === '--') args = args.slice(1);
+  else if (args.some((a) => a.startsWith('-'))) return undefined; // getopt would take it for an option
+  if (args.length === 0 || args.length % 2 !== 0) return undefined;
+  const pairs: Array<[string, Buffer]> = [];
+  for (let i = 0; i < args.length; i += 2) pairs.push([args[i]!, unsanitiseBytes(args[i + 1]!)]);
+  try {
+    return (await writePairs(pairs, env)) ? { exitCode: 0, stdout: '', stderr: '' } : undefined;
+  } catch (e) {
+    if (!(e instanceof XsReplyError)) throw e;
+    const what = e.op === 'TRANSACTION_START' ? "couldn't start transaction" : e.op === 'TRANSACTION_END' ? "couldn't end transaction" : `could not write path ${e.path}`;
+    return { exitCode: 1, stdout: '', stderr: `xenstore-write: ${what} (${e.errno})\n` };
+  }
+}
+
+// Registered on import: every plan that writes xenstore gets its writeCommand from this module,
+// so by the time the executor runs one, the builtin is in place. The child's environment is
+// process.env (lib/exec.ts), so that is where the socket is looked up.
+registerBuiltin('xenstore-write', async (cmd) => {
+  const env = socketEnv(undefined);
+  if (!env || cmd.input !== undefined) return undefined;
+  return writeOverSocket(cmd.argv, env);
+});
+
+/**
+ * Writes every pair in one go, which (for more than one pair) is one xenstore transaction:
+ * either all keys are written or none. Parents are created as needed.
  */
 export async function write(pairs: Pairs, opts?: XenstoreOptions): Promise<void> {
   const list = entries(pairs);
   if (list.length === 0) return;
-  const r = await run(client([...writeCommand(list).argv], opts));
+  const cmd = writeCommand(list);
+  // Without an env of its own the builtin serves it (and falls back to the client itself);
+  // with one, the client runs under env(1), which no builtin stands in for.
+  const env = opts?.env ? socketEnv(opts) : undefined;
+  const r = (env && (await writeOverSocket(cmd.argv, env))) || (await run(client([...cmd.argv], opts)));
   if (r.exitCode !== 0) {
     const first = absolutePath(list[0]![0]);
     throw new XenstoreError('write', failedPath(r.stderr, first), classify(r.stderr) === 'unavailable' ? 'unavailable' : 'failed', r.stderr);
@@ -350,14 +428,15 @@ export async function write(pairs: Pairs, opts?: XenstoreOptions): Promise<void>
 }
 
 /**
- * Removes each path with everything under it. A path that is already gone is fine. One client
- * run (one transaction) in the usual case; xenstored refuses to remove a node whose parent is
- * gone too, which aborts the whole transaction, so then each path is retried on its own and
- * only those failures count that leave the path still there.
+ * Removes each path with everything under it. A path that is already gone is fine. One
+ * transaction in the usual case; xenstored refuses to remove a node whose parent is gone too,
+ * which aborts the whole transaction, so then each path is retried on its own and only those
+ * failures count that leave the path still there.
  */
 export async function rm(paths: readonly string[], opts?: XenstoreOptions): Promise<void> {
   const list = paths.map((p) => absolutePath(p));
   if (list.length === 0) return;
+  if (await viaSocket('rm', opts, (env) => removePaths(list, env))) return;
   const r = await run(client(['xenstore-rm', '--', ...list], opts));
   if (r.exitCode === 0) return;
   if (classify(r.stderr) === 'unavailable') throw new XenstoreError('rm', list[0]!, 'unavailable', r.stderr);
@@ -370,6 +449,16 @@ export async function rm(paths: readonly string[], opts?: XenstoreOptions): Prom
 /** Whether the node exists (xenstore-exists: exit 0 yes, 1 no, with no message). */
 export async function exists(path: string, opts?: XenstoreOptions): Promise<boolean> {
   const abs = absolutePath(path);
+  const found = await viaSocket('exists', opts, async (env) => {
+    try {
+      return (await readBytes(abs, env)) ? true : undefined;
+    } catch (e) {
+      // What xenstore-exists reports as "no" (it only tries to read): gone, or not readable.
+      if (e instanceof XsReplyError && (e.errno === 'ENOENT' || e.errno === 'EACCES')) return false;
+      throw e;
+    }
+  });
+  if (found !== undefined) return found;
   const r = await run(client(['xenstore-exists', '--', abs], opts));
   if (r.exitCode === 0) return true;
   if (r.stderr.trim() === '') return false;

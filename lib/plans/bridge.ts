@@ -23,6 +23,7 @@ import { addRoute, byDependency, delRoute, describeRoute, routeKey, type Family,
 import { writeSysctl } from '../net/sysctl.ts';
 import { isValidIfname, type VlanSpec } from '../cli/values.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
+import { releaseShared } from './shared-steps.ts';
 
 export interface BridgeRequest {
   bridge?: string | undefined;
@@ -342,26 +343,6 @@ function withCurrentVlans(record: BridgeRecord, host: HostState): Step[] {
  * any bridge, and the others simply stop holding it.
  */
 export function planStop(record: BridgeRecord, others: readonly BridgeRecord[], host?: HostState): StopDecision {
-  const keep: Step[] = [];
-  const changed = new Map<string, BridgeRecord>();
-  for (const s of host ? withCurrentVlans(record, host) : record.steps) {
-    if (s.shared === undefined) {
-      keep.push(s);
-      continue;
-    }
-    const holders = others
-      .filter((o) => o.steps.some((t) => t.shared === s.shared))
-      .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-    if (holders.length === 0) {
-      keep.push(s);
-      continue;
-    }
-    const oldest = holders[0] as BridgeRecord;
-    if (record.startedAt <= oldest.startedAt) {
-      const heir = changed.get(oldest.bridge) ?? structuredClone(oldest);
-      for (const t of heir.steps) if (t.shared === s.shared) t.undo = s.undo;
-      changed.set(heir.bridge, heir);
-    }
-  }
-  return { plan: reversePlan(keep), handOver: [...changed.values()] };
+  const { keep, heirs } = releaseShared(record, host ? withCurrentVlans(record, host) : record.steps, others, (r) => r.bridge);
+  return { plan: reversePlan(keep), handOver: heirs };
 }

@@ -3,7 +3,7 @@
  * steps start saved. A host-wide setting several starts changed (ip_forward) is put back only by
  * the last one to stop: while others still hold it, the oldest holder inherits the value from
  * before any of them, and the one stopping simply lets go. (network-bridge's planStop does the
- * same for its own records.)
+ * same for its own records, through releaseShared.)
  */
 import { reversePlan, type Plan, type Step } from '../plan.ts';
 
@@ -22,15 +22,25 @@ export interface Release<R extends StartRecord> {
   handOver: R[];
 }
 
-const same = (a: StartRecord, b: StartRecord) => a.hook === b.hook && a.key === b.key;
+/** What any start record has that the hand-over of shared settings needs. */
+export interface HoldsSteps {
+  startedAt: string;
+  steps: Step[];
+}
 
-export function planRelease<R extends StartRecord>(record: R, others: readonly R[]): Release<R> {
+/**
+ * The steps of `steps` (a record's, possibly rebuilt) that this stop must undo itself, and the
+ * other records that inherit an original value: a shared step is kept only when no other record
+ * holds the same setting; when others do and this record is the oldest holder, the oldest of the
+ * others inherits its undo (the value from before any of them).
+ */
+export function releaseShared<R extends HoldsSteps>(record: R, steps: readonly Step[], others: readonly R[], idOf: (r: R) => string): { keep: Step[]; heirs: R[] } {
   const keep: Step[] = [];
-  const heirs: R[] = [];
-  for (const s of record.steps) {
+  const heirs = new Map<string, R>();
+  for (const s of steps) {
     const holders = s.shared === undefined
       ? []
-      : others.filter((o) => !same(o, record) && o.steps.some((t) => t.shared === s.shared))
+      : others.filter((o) => idOf(o) !== idOf(record) && o.steps.some((t) => t.shared === s.shared))
         .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
     const oldest = holders[0];
     if (oldest === undefined) {
@@ -38,13 +48,15 @@ export function planRelease<R extends StartRecord>(record: R, others: readonly R
       continue;
     }
     if (record.startedAt <= oldest.startedAt) {
-      let heir = heirs.find((h) => same(h, oldest));
-      if (!heir) {
-        heir = structuredClone(oldest);
-        heirs.push(heir);
-      }
+      const heir = heirs.get(idOf(oldest)) ?? structuredClone(oldest);
       for (const t of heir.steps) if (t.shared === s.shared) t.undo = s.undo;
+      heirs.set(idOf(heir), heir);
     }
   }
+  return { keep, heirs: [...heirs.values()] };
+}
+
+export function planRelease<R extends StartRecord>(record: R, others: readonly R[]): Release<R> {
+  const { keep, heirs } = releaseShared(record, record.steps, others, (r) => `${r.hook}\0${r.key}`);
   return { plan: reversePlan(keep), handOver: heirs };
 }

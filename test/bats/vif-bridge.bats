@@ -392,3 +392,37 @@ EOF
   assert_line --index 1 --regexp "^offline\|web0\|xenbr0\|$(vb_ip4 1 0) $(vb_ip6 1 0)\|(/local/domain/0/)?backend/vif/1/0\|$"
   [[ ${#lines[@]} -eq 2 ]] || fail "expected 2 hook runs, got: $output"
 }
+
+@test "xenstore: over xenstored's socket no client runs; with XEN_NETHOOKS_XENSTORE=cli, or a socket the hook cannot use, the clients do, to the same end" {
+  vb_dom0
+  vb_guest 1 0
+  vb_guest 2 0 mtu=1400
+  vb_guest 3 0
+  local spy real=$XENSTORED_PATH
+  : >"$XENSTORED_DIR/spawned"
+  spy=$(xenstored_spy_clients)
+  PATH="$spy:$PATH" run vb_online 1 0
+  assert_success
+  assert_equal "$(xenstored_spawned)" ""
+  assert_equal "$(xs_read "$(be 1 0)/hotplug-status")" connected
+  assert_equal "$(xs_read "$(fe 1 0)/mtu")" "$VB_MTU"
+  # The clients forced: one xenstore-ls for the backend, one xenstore-write for the report.
+  XEN_NETHOOKS_XENSTORE=cli PATH="$spy:$PATH" run vb_online 2 0
+  assert_success
+  assert_equal "$(xenstored_spawned)" $'xenstore-ls\nxenstore-write'
+  assert_equal "$(xs_read "$(be 2 0)/hotplug-status")" connected
+  assert_equal "$(xs_read "$(fe 2 0)/mtu")" 1400
+  assert_port vif2.0 xenbr0 1400
+  # Nothing listens where the hook looks, but the clients reach xenstored (as with a xenstored
+  # in a stub domain, reached through /dev/xen/xenbus): the hook falls back to them.
+  : >"$XENSTORED_DIR/spawned"
+  spy=$(xenstored_spy_clients "$real")
+  XENSTORED_PATH="$XENSTORED_DIR/nothing-here" PATH="$spy:$PATH" run vb_online 3 0
+  assert_success
+  assert_equal "$(xenstored_spawned)" $'xenstore-ls\nxenstore-write'
+  assert_equal "$(xs_read "$(be 3 0)/hotplug-status")" connected
+  # The bridge's MTU, which vif2.0's 1400 has lowered (a bridge takes its smallest port's).
+  assert_port vif3.0 xenbr0 1400
+  assert_equal "$(xs_read "$(fe 3 0)/mtu")" 1400
+  assert_guarded vif3.0
+}

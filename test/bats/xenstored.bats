@@ -269,11 +269,11 @@ $FE/mac = \"00:16:3e:00:03:00\""
 
 # --- lib/xenstore.ts ----------------------------------------------------------------------
 
-@test "lib readDir: the whole backend in one client run; missing keys absent; values intact" {
+@test "lib readDir: the whole backend over one connection, no client run; missing keys absent; values intact" {
   xenstored_add_vif 3 0 ip="10.0.0.3 10.0.0.4/24"
   xenstore-write $BE/note 'multi\nline "q" \\ end'
   local before; before="$(xenstored_connections)"
-  run xslib read-dir backend/vif/3/0
+  PATH="$(xenstored_spy_clients):$PATH" run xslib read-dir backend/vif/3/0
   assert_success
   [[ "$(json result.ip)" == "10.0.0.3 10.0.0.4/24" ]]
   [[ "$(json result.mac)" == "00:16:3e:00:03:00" ]]
@@ -283,13 +283,15 @@ $FE/mac = \"00:16:3e:00:03:00\""
   run node -e 'process.exit("mtu" in JSON.parse(process.argv[1]).result ? 1 : 0)' "$output"
   assert_success
   [[ "$(connections_since "$before")" == 1 ]]
+  [[ -z "$(xenstored_spawned)" ]]
 }
 
-@test "lib write: every pair in one client run (one transaction); any value stored exactly" {
+@test "lib write: every pair in one transaction over one connection, no client run; any value stored exactly" {
   local before; before="$(xenstored_connections)"
-  run xslib write $BE/hotplug-error $'Cannot rename interface: "web0" exists\n\\ -1' $FE/mtu 9000 $BE/hotplug-status error $BE/neg -1
+  PATH="$(xenstored_spy_clients):$PATH" run xslib write $BE/hotplug-error $'Cannot rename interface: "web0" exists\n\\ -1' $FE/mtu 9000 $BE/hotplug-status error $BE/neg -1
   assert_success
   [[ "$(connections_since "$before")" == 1 ]]
+  [[ -z "$(xenstored_spawned)" ]]
   run grep -c '"dir":"request","type":"TRANSACTION_START"' "$XENSTORED_LOG"
   assert_output 1
   run xenstore-read -- $BE/hotplug-error $FE/mtu $BE/hotplug-status $BE/neg
@@ -355,12 +357,13 @@ error
   [[ "$(json result)" == yes ]]
 }
 
-@test "a vif-bridge online costs two client runs: backend dir, then frontend mtu + hotplug-status" {
+@test "a vif-bridge online's xenstore (backend dir, then frontend mtu + hotplug-status) is one connection, no client run" {
   xenstored_add_vif 3 0 mtu=9000
   local before; before="$(xenstored_connections)"
-  run xslib vif-online backend/vif/3/0 1500
+  PATH="$(xenstored_spy_clients):$PATH" run xslib vif-online backend/vif/3/0 1500
   assert_success
-  [[ "$(connections_since "$before")" == 2 ]]
+  [[ "$(connections_since "$before")" == 1 ]]
+  [[ -z "$(xenstored_spawned)" ]]
   run xenstore-read $FE/mtu $BE/hotplug-status
   assert_output $'9000\nconnected'
   # Without mtu in xenstore the caller's (the bridge's) MTU is written.
@@ -368,6 +371,37 @@ error
   run xslib vif-online /local/domain/0/backend/vif/5/1 1400
   run xenstore-read /local/domain/5/device/vif/1/mtu
   assert_output 1400
+}
+
+@test "XEN_NETHOOKS_XENSTORE=cli: the same vif online through the clients, two runs" {
+  xenstored_add_vif 3 0 mtu=9000
+  local before; before="$(xenstored_connections)"
+  XEN_NETHOOKS_XENSTORE=cli PATH="$(xenstored_spy_clients):$PATH" run xslib vif-online backend/vif/3/0 1500
+  assert_success
+  [[ "$(json result.mtu)" == 9000 ]]
+  [[ "$(connections_since "$before")" == 2 ]]
+  [[ "$(xenstored_spawned)" == $'xenstore-ls\nxenstore-write' ]]
+  run xenstore-read $FE/mtu $BE/hotplug-status
+  assert_output $'9000\nconnected'
+}
+
+@test "caller's socket unusable, clients reaching xenstored: the lib falls back to them" {
+  xenstored_add_vif 3 0 mtu=9000
+  # The clients get the real socket; the lib in the caller sees only a path with nothing there,
+  # as a dom0 whose xenstored runs in a stub domain has only /dev/xen/xenbus.
+  local spy; spy="$(xenstored_spy_clients "$XENSTORED_PATH")"
+  XENSTORED_PATH="$XENSTORED_DIR/nothing-here" PATH="$spy:$PATH" run xslib vif-online backend/vif/3/0 1500
+  assert_success
+  [[ "$(json result.mtu)" == 9000 ]]
+  [[ "$(xenstored_spawned)" == $'xenstore-ls\nxenstore-write' ]]
+  run xenstore-read $FE/mtu $BE/hotplug-status
+  assert_output $'9000\nconnected'
+  # A path that is there but no socket (the xenbus device, say): the same.
+  : >"$XENSTORED_DIR/spawned"
+  XENSTORED_PATH=/dev/null PATH="$spy:$PATH" run xslib read-dir backend/vif/3/0
+  assert_success
+  [[ "$(json result.hotplug-status)" == connected ]]
+  [[ "$(xenstored_spawned)" == xenstore-ls ]]
 }
 
 @test "lib frontend and tap paths" {

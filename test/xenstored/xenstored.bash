@@ -9,7 +9,14 @@
 #                                populate backend and frontend of a vif as libxl does
 #   xenstored_remove_vif DOMID DEVID
 #   xenstored_connections        how many client connections the log shows so far (one per
-#                                xenstore-* process)
+#                                xenstore-* process, one per hook process over the socket)
+#   xenstored_spy_clients [SOCKET]
+#                                print a directory of xenstore-* wrappers to put first on PATH:
+#                                each run is recorded, then the real client runs (with
+#                                XENSTORED_PATH=SOCKET if given: clients that reach xenstored
+#                                while the caller's own socket path does not, as with a
+#                                xenstored in a stub domain)
+#   xenstored_spawned            the clients the wrappers ran so far, one name a line
 #
 # Needs node and xenstore-utils (xenstore-write, xenstore-chmod, xenstore-rm).
 
@@ -130,4 +137,24 @@ xenstored_remove_vif() {
 
 xenstored_connections() {
   grep -c '"dir":"connect"' "$XENSTORED_LOG" || : # grep -c exits 1 when it counts 0
+}
+
+xenstored_spy_clients() {
+  local socket="${1:-}" dir="$XENSTORED_DIR/spy-bin" tool real
+  mkdir -p "$dir" || return 1
+  : >>"$XENSTORED_DIR/spawned"
+  for tool in xenstore-ls xenstore-read xenstore-write xenstore-rm xenstore-exists xenstore-list xenstore-chmod; do
+    real="$(PATH="${PATH#"$dir:"}" command -v "$tool")" || continue
+    {
+      echo '#!/bin/sh'
+      echo "echo $tool >>'$XENSTORED_DIR/spawned'"
+      if [[ -n "$socket" ]]; then echo "XENSTORED_PATH='$socket' exec '$real' \"\$@\""; else echo "exec '$real' \"\$@\""; fi
+    } >"$dir/$tool"
+    chmod 755 "$dir/$tool"
+  done
+  echo "$dir"
+}
+
+xenstored_spawned() {
+  cat "$XENSTORED_DIR/spawned" 2>/dev/null || :
 }

@@ -231,6 +231,8 @@ const connections = new Set();
 const introduced = new Set(['0']);
 let nextConnId = 1;
 let nextTxId = 1;
+/** Commits still to refuse with EAGAIN, set by CONTROL "test-eagain N": exercises client retries. */
+let eagainCommits = 0;
 
 function log(entry) {
   if (!opts.log) return;
@@ -426,6 +428,10 @@ function handle(conn, type, reqId, txId, payload) {
       if (commit !== 'T' && commit !== 'F') throw new XsError('EINVAL');
       conn.transactions.delete(txId);
       if (commit === 'F') return OK;
+      if (eagainCommits > 0) {
+        eagainCommits--;
+        throw new XsError('EAGAIN');
+      }
       for (const [path, gen] of tx.depends) {
         const now = store.get(path);
         if ((now ? now.gen : 0) !== gen) throw new XsError('EAGAIN');
@@ -467,9 +473,17 @@ function handle(conn, type, reqId, txId, payload) {
       return OK;
     case T.CONTROL: {
       // xenstore-control: "print <text>" is what test harnesses send; the rest needs a real daemon.
+      // "test-eagain N" is this daemon's own: refuse the next N commits as if they conflicted,
+      // which a test cannot otherwise time between a client's pipelined requests.
       const cmd = arg(0);
       if (cmd === 'print') return OK;
-      if (cmd === 'help') return Buffer.from('Supported commands:\nhelp\nprint\n\0', 'latin1');
+      if (cmd === 'test-eagain') {
+        const n = Number(args[1] === undefined ? NaN : str(args[1]));
+        if (!Number.isInteger(n) || n < 0) throw new XsError('EINVAL');
+        eagainCommits = n;
+        return OK;
+      }
+      if (cmd === 'help') return Buffer.from('Supported commands:\nhelp\nprint\ntest-eagain\n\0', 'latin1');
       throw new XsError('EINVAL');
     }
     default:
@@ -507,6 +521,16 @@ function mutate(conn, txId, op) {
 // Connections
 
 function onData(conn, chunk) {
+  // The replies to a pipelined burst leave in one write, not one per reply.
+  conn.socket.cork();
+  try {
+    drain(conn, chunk);
+  } finally {
+    conn.socket.uncork();
+  }
+}
+
+function drain(conn, chunk) {
   conn.buf = conn.buf.length ? Buffer.concat([conn.buf, chunk]) : chunk;
   while (conn.buf.length >= HEADER) {
     const type = conn.buf.readUInt32LE(0);
