@@ -4,6 +4,7 @@
  * type_if=vif`, `add|remove type_if=tap`) and xend call it.
  */
 import type { HookSpec } from '../lib/cli/spec.ts';
+import { TYPE_IF, vifCommands, vifEpilog } from '../lib/cli/vif-spec.ts';
 import { vifNat } from '../lib/commands/vif-nat.ts';
 import { openOutput } from '../lib/log.ts';
 import { hookMain } from '../lib/runtime.ts';
@@ -11,14 +12,9 @@ import { hookMain } from '../lib/runtime.ts';
 const spec: HookSpec = {
   name: 'vif-nat',
   summary: "route a Xen guest's interface behind dom0's NAT, with its DHCP lease and antispoofing",
-  commands: [
-    { name: 'online', description: 'PV vif came up: router address, host route, DHCP host, guard; write hotplug-status connected (type_if=vif)' },
-    { name: 'offline', description: 'PV vif went away: remove exactly what online added (type_if=vif)' },
-    { name: 'add', description: 'emulated NIC (tap) came up (type_if=tap)' },
-    { name: 'remove', description: 'emulated NIC (tap) went away (type_if=tap)' },
-  ],
+  commands: vifCommands({ online: 'router address, host route, DHCP host, guard', offline: 'remove exactly what online added' }),
   options: [
-    { key: 'type_if', type: { kind: 'enum', values: ['vif', 'tap'] }, default: 'vif', description: 'Kind of device: vif (PV, $vif) or tap (emulated, $INTERFACE).' },
+    TYPE_IF,
     {
       key: 'ip',
       type: { kind: 'cidrs' },
@@ -39,23 +35,12 @@ const spec: HookSpec = {
       description: "Drop what arrives on the device from any source but the guest's address (and DHCP discovery), to dom0 itself too (iptables raw PREROUTING); all IPv6 from the guest is dropped.",
     },
   ],
-  epilog: `
-dom0: run network-nat start (masquerading; dhcp=yes for dnsmasq) first.
-
-Environment (set by libxl or udev): vif, XENBUS_PATH (backend/vif/<domid>/<devid>), INTERFACE (tap).
-By hand:  vif=vif1.0 XENBUS_PATH=backend/vif/1/0 vif-nat online --dry-run
-
-Reports: hotplug-status=connected on success (online); on failure hotplug-error=<message>,
-hotplug-status=error and exit 1, with everything this run changed rolled back.
-Afterwards runs the executable *.hook in /etc/xen/scripts/vif-post.d (XEN_NETHOOKS_HOOK_DIR) with
-command, dev, ip, XENBUS_PATH set, as the originals did.
-Files: /etc/xen/nethooks.conf (XEN_NETHOOKS_CONF), /var/log/xen/xen-hotplug.log (XEN_NETHOOKS_LOG),
-/run/xen-nethooks/ (XEN_NETHOOKS_STATE_DIR; dnsmasq's hosts directory is dnsmasq/hosts.d there),
-lock /var/run/xen-hotplug/iptables (XEN_NETHOOKS_LOCK_DIR).
-xenstore: over xenstored's socket (XENSTORED_PATH), else the xenstore-* clients; XEN_NETHOOKS_XENSTORE=cli
-forces the clients.
-Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments.
-`,
+  epilog: vifEpilog({
+    hook: 'vif-nat',
+    intro: 'dom0: run network-nat start (masquerading; dhcp=yes for dnsmasq) first.',
+    hookVars: 'ip',
+    stateNote: "dnsmasq's hosts directory is dnsmasq/hosts.d there",
+  }),
 };
 
 void hookMain(spec, async (inv) =>

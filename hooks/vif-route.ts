@@ -4,6 +4,7 @@
  * call it.
  */
 import type { HookSpec } from '../lib/cli/spec.ts';
+import { TYPE_IF, vifCommands, vifEpilog } from '../lib/cli/vif-spec.ts';
 import { vifRoute } from '../lib/commands/vif-route.ts';
 import { openOutput } from '../lib/log.ts';
 import { hookMain } from '../lib/runtime.ts';
@@ -11,14 +12,9 @@ import { hookMain } from '../lib/runtime.ts';
 const spec: HookSpec = {
   name: 'vif-route',
   summary: "route a Xen guest's interface from dom0, guarded so the guest sends from its own addresses only",
-  commands: [
-    { name: 'online', description: "PV vif came up: dom0's address, host routes to the guest, guard; write hotplug-status connected (type_if=vif)" },
-    { name: 'offline', description: 'PV vif went away: remove exactly what online added (type_if=vif)' },
-    { name: 'add', description: 'emulated NIC (tap) came up (type_if=tap); its routes have metric 1, the PV vif\'s 2' },
-    { name: 'remove', description: 'emulated NIC (tap) went away (type_if=tap)' },
-  ],
+  commands: vifCommands({ online: "dom0's address, host routes to the guest, guard", offline: 'remove exactly what online added', add: "its routes have metric 1, the PV vif's 2" }),
   options: [
-    { key: 'type_if', type: { kind: 'enum', values: ['vif', 'tap'] }, default: 'vif', description: 'Kind of device: vif (PV, $vif) or tap (emulated, $INTERFACE).' },
+    TYPE_IF,
     {
       key: 'ip',
       type: { kind: 'cidrs' },
@@ -38,24 +34,14 @@ const spec: HookSpec = {
       description: "Drop what arrives on the device from any source but the guest's addresses, to dom0 itself too (iptables and ip6tables, raw PREROUTING); router advertisements from the guest are dropped. Without IPv6 addresses all its IPv6 is dropped.",
     },
   ],
-  epilog: `
-The guest: its address (ip=), and as gateway any address on dom0's side (proxy ARP answers for
+  epilog: vifEpilog({
+    hook: 'vif-route',
+    intro: `The guest: its address (ip=), and as gateway any address on dom0's side (proxy ARP answers for
 all); for IPv6 the device's link-local address (fe80::fcff:ffff:feff:ffff with netback's MAC).
-dom0: run network-route start first (forwarding, proxy ARP/NDP on netdev).
-
-Environment (set by libxl or udev): vif, XENBUS_PATH (backend/vif/<domid>/<devid>), INTERFACE (tap).
-By hand:  vif=vif1.0 XENBUS_PATH=backend/vif/1/0 vif-route online ip=192.0.2.10 --dry-run
-
-Reports: hotplug-status=connected on success (online); on failure hotplug-error=<message>,
-hotplug-status=error and exit 1, with everything this run changed rolled back.
-Afterwards runs the executable *.hook in /etc/xen/scripts/vif-post.d (XEN_NETHOOKS_HOOK_DIR) with
-command, dev, ip, netdev, XENBUS_PATH set, as the originals did.
-Files: /etc/xen/nethooks.conf (XEN_NETHOOKS_CONF), /var/log/xen/xen-hotplug.log (XEN_NETHOOKS_LOG),
-/run/xen-nethooks/ (XEN_NETHOOKS_STATE_DIR), lock /var/run/xen-hotplug/iptables (XEN_NETHOOKS_LOCK_DIR).
-xenstore: over xenstored's socket (XENSTORED_PATH), else the xenstore-* clients; XEN_NETHOOKS_XENSTORE=cli
-forces the clients.
-Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments.
-`,
+dom0: run network-route start first (forwarding, proxy ARP/NDP on netdev).`,
+    example: 'ip=192.0.2.10',
+    hookVars: 'ip, netdev',
+  }),
 };
 
 void hookMain(spec, async (inv) =>
