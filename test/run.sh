@@ -3,6 +3,14 @@
 #
 #   bash test/run.sh                      everything
 #   bash test/run.sh test/bats/foo.bats   build, typecheck, unit tests, then only these bats files
+#   bash test/run.sh test/xen             build, typecheck, unit tests, then only the Xen tier
+#                                         (test/vm-bats/X.bats: only that file of the VM tier)
+#
+# After the host's bats suites come the VM tiers, when no files are given (or they are asked for):
+#   tier 2, bash test/vm/run.sh:  a Debian 6.1 kernel under qemu (TEST_VM=0 leaves it out)
+#   tier 3, bash test/xen/run.sh: Xen 4.17 + a PV dom0 under qemu, xl running our hooks for real
+#                                 PV guests (TEST_XEN=0 leaves it out; asked for by the argument
+#                                 test/xen or test/xen/run.sh)
 #
 # Must run as root: the bats suites build network namespaces. Missing Debian packages are
 # installed with apt-get (or, if that is impossible, the exact apt-get line is printed).
@@ -11,6 +19,8 @@
 # counts as one failure there, and is named on the line before. Exit 0 only if nothing failed.
 #
 # Environment: TEST_FILE_TIMEOUT  seconds one bats file may take before it is stopped (1200).
+#              TEST_VM=0, TEST_VM_TIMEOUT    leave out tier 2 / its time limit in seconds (1800)
+#              TEST_XEN=0, TEST_XEN_TIMEOUT  leave out tier 3 / its time limit in seconds (1200)
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -144,11 +154,16 @@ count_tap() {
 stage "bats suites (test/bats/*.bats)"
 bats=node_modules/bats/bin/bats
 vm_files=()
+xen_asked=0
 if (($# > 0)); then
   files=()
-  # Files of the VM tier run inside the VM, not on the host.
+  # Files of the VM tier run inside the VM, not on the host; the Xen tier is one whole run.
   for f in "$@"; do
-    if [[ $f == test/vm-bats/* ]]; then vm_files+=("$f"); else files+=("$f"); fi
+    case ${f%/} in
+    test/vm-bats/*) vm_files+=("$f") ;;
+    test/xen | test/xen/run.sh) xen_asked=1 ;;
+    *) files+=("$f") ;;
+    esac
   done
 else
   shopt -s nullglob
@@ -181,6 +196,17 @@ if { (($# == 0)) || ((${#vm_files[@]} > 0)); } && [[ ${TEST_VM:-1} != 0 ]]; then
   vm_timeout=${TEST_VM_TIMEOUT:-1800}
   timeout -k 30 "$vm_timeout" bash test/vm/run.sh "${vm_files[@]}" </dev/null 2>&1 | tee "$out"
   count_tap test/vm/run.sh "$out" "${PIPESTATUS[0]}" "$vm_timeout"
+fi
+
+# --- tier 3: real Xen under qemu, xl/libxl running our hooks (test/xen/dom0-tests.sh) -----------
+# Needs what tier 2 caches plus ~20 MB of Xen packages in .cache/xen (fetched on the first run,
+# never installed on this host), 4 GiB RAM, ~4-6 min. TEST_XEN=0 leaves it out.
+if { (($# == 0)) || ((xen_asked)); } && [[ ${TEST_XEN:-1} != 0 ]]; then
+  stage "Xen tier (bash test/xen/run.sh: Xen 4.17 + a PV dom0 under qemu TCG)"
+  out=$tmp/xen.tap
+  xen_timeout=${TEST_XEN_TIMEOUT:-1200}
+  timeout -k 30 "$xen_timeout" bash test/xen/run.sh </dev/null 2>&1 | tee "$out"
+  count_tap test/xen/run.sh "$out" "${PIPESTATUS[0]}" "$xen_timeout"
 fi
 
 summary

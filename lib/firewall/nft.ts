@@ -2,8 +2,12 @@
  * The nft backend: one table in the bridge family holds every vif's guard. Each vif has its own
  * chain, reached through a verdict map keyed by input interface, and its NOTRACK is one element
  * of a set; so a vif goes in as one `nft -f` transaction and comes out as one, by name alone.
- * The bridge family sees frames before br_netfilter hands them to the IP hooks, which is also
- * where an untracked mark keeps them out of conntrack.
+ * The forward and input chains sit at priority -200 (the bridge family's `filter`, ebtables'
+ * own): br_netfilter hooks in at 0 and, with bridge-nf-call-iptables=1 (its default, and
+ * loaded by anything that uses iptables' physdev match), takes IP frames away there and hands
+ * them on past its own priority, so a chain at 0 never sees them (seen under real Xen: spoofed
+ * IPv4, IPv6 and MACs went through). prerouting at -300 puts the untracked mark on frames
+ * before conntrack (at -200 in the IP families) sees them.
  *
  * Note: this cannot override an iptables FORWARD policy of DROP (network-bridge antispoof=yes):
  * a drop in any table is final. Use firewall=iptables there.
@@ -23,8 +27,8 @@ function base(): string[] {
     `add set ${T} untracked { type ifname; }`,
     `add map ${T} vifs { type ifname : verdict; }`,
     `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
-    `add chain ${T} forward { type filter hook forward priority 0; policy accept; }`,
-    `add chain ${T} input { type filter hook input priority 0; policy accept; }`,
+    `add chain ${T} forward { type filter hook forward priority -200; policy accept; }`,
+    `add chain ${T} input { type filter hook input priority -200; policy accept; }`,
     `flush chain ${T} prerouting`,
     `add rule ${T} prerouting iifname @untracked notrack`,
     `flush chain ${T} forward`,

@@ -27,8 +27,17 @@ die() {
   sleep 60
 }
 
-mount -t tmpfs -o mode=1777 tmpfs /tmp || die "tmpfs /tmp"
-mount -t tmpfs -o mode=0755 tmpfs /run || die "tmpfs /run"
+# A fresh /tmp and /run, unless the repository lives below one of them (CI clones into /tmp): a
+# tmpfs there would hide it (and the caches in it: .cache/vm, .cache/xen). The overlay keeps
+# dom0's writes in its memory either way.
+fresh() { # fresh DIR MODE
+  case "$XT_REPO/" in
+  "$1"/*) echo "xen-dom0: keeping the host's $1 (the repository is in it)" >/dev/console ;;
+  *) mount -t tmpfs -o "mode=$2" tmpfs "$1" || die "tmpfs $1" ;;
+  esac
+}
+fresh /tmp 1777
+fresh /run 0755
 mkdir -p /dev/pts /dev/shm /run/lock
 # devpts: xenconsoled gives every guest console a pty (without it `xl create` fails).
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || die "devpts"
@@ -52,7 +61,10 @@ rm -rf /etc/xen /var/lib/xen
 cp -a "$XT_XEN_ROOT/etc" "$XT_XEN_ROOT/usr" / || die "copying the Xen packages from $XT_XEN_ROOT"
 ldconfig 2>/dev/null
 # dom0's own logs, not the host's: /var/log/xen/xen-hotplug.log must hold only this run's lines.
-mount -t tmpfs -o mode=0755 tmpfs /var/log || die "tmpfs /var/log"
+case "$XT_REPO/" in
+/var/log/*) rm -rf /var/log/xen ;;
+*) mount -t tmpfs -o mode=0755 tmpfs /var/log || die "tmpfs /var/log" ;;
+esac
 mkdir -p /var/log/xen/console /var/lib/xen/dump /run/xen /run/xen-hotplug
 
 hostname dom0 2>/dev/null || echo dom0 >/proc/sys/kernel/hostname

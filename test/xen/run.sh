@@ -7,7 +7,7 @@
 #
 #   bash test/xen/run.sh            every scenario
 #   XT_ONLY='a fail' bash test/xen/run.sh   only these guests' scenarios (a: 1-3 and 6, fail: 4,
-#                                           rn: 5); the others are reported as skipped
+#                                           rn: 5, nft: 7); the others are reported as skipped
 #
 # As root. The first run installs qemu-system-x86 and fetches the kernel, busybox-static and the
 # Xen packages into .cache/ (test/xen/setup.sh says what and where; Xen is never installed on
@@ -24,7 +24,7 @@
 #                    slower under TCG here)
 #   XT_CPU, XT_XEN_ARGS  qemu's -cpu (default max), more Xen command-line words
 #   XT_KEEP=1        keep the result directory even when everything passed
-#   XT_ONLY          guests to run, words of: a fail rn (default: all)
+#   XT_ONLY          guests to run, words of: a fail nft rn (default: all)
 #   XT_JOB=FILE      run FILE in dom0 instead of the scenarios (debugging this tier)
 set -uo pipefail
 
@@ -121,8 +121,11 @@ chmod 755 "$stage/guest/init" "$stage/guest/bin/busybox"
 # --- what dom0 installs: install.sh and dist/ as they are now ---------------------------------------
 # A pinned copy: a `npm run build` on the host during the run (it empties dist/ first) must not
 # pull the hooks away from under dom0, which sees the repository live over 9p.
+# The same for the scenarios (bash reads a script as it runs it: an edit during a run would
+# derail it), which bench/xen.sh's job sources as /vmresult/dom0-tests.sh.
 mkdir -p "$res/pkg"
 cp -p install.sh "$res/pkg/" && cp -pr dist "$res/pkg/" || die "copying install.sh and dist/"
+cp "$here/dom0-tests.sh" "$res/dom0-tests.sh" || die "copying dom0-tests.sh"
 
 # --- the job, its environment, stage 2 ---------------------------------------------------------------
 cp "$here/dom0-init.sh" "$res/stage2"
@@ -137,7 +140,7 @@ if [[ -n ${XT_JOB:-} ]]; then
   cp "$XT_JOB" "$res/job-script" || die "cannot read XT_JOB=$XT_JOB"
   printf 'cd %q || exit 125\nexec /bin/bash /vmresult/job-script\n' "$repo" >"$res/job"
 else
-  printf 'cd %q || exit 125\nexec /bin/bash %q\n' "$repo" "$here/dom0-tests.sh" >"$res/job"
+  printf 'cd %q || exit 125\nexec /bin/bash /vmresult/dom0-tests.sh\n' "$repo" >"$res/job"
 fi
 : >"$res/output"
 say "setup took $((SECONDS - t_setup)) s"
