@@ -74,9 +74,15 @@ function item1(samples, log) {
   const node0 = med(s, '1/node0');
   const help = med(s, '1/ours.help');
   const rows = [];
-  const names = { ours: 'ours (full guard: ebtables + iptables + ip6tables, NOTRACK)', orig: 'original as shipped (firewall step off)', fw: 'original, firewall step on' };
-  const both = Object.fromEntries(['ours', 'orig', 'fw'].map((v) => [v, med(s, `1/${v}.both`)]));
-  for (const v of ['ours', 'orig', 'fw']) {
+  const names = {
+    ours: 'ours (full guard: ebtables + iptables + ip6tables, NOTRACK)',
+    nft: 'ours, firewall=nft (layer-2 guard + NOTRACK, one nft transaction)',
+    orig: 'original as shipped (firewall step off)',
+    fw: 'original, firewall step on',
+  };
+  const variants = ['ours', 'nft', 'orig', 'fw'].filter((v) => get(s, `1/${v}.online`).length > 0);
+  const both = Object.fromEntries(variants.map((v) => [v, med(s, `1/${v}.both`)]));
+  for (const v of variants) {
     const n = get(s, `1/${v}.online`).length;
     const f = fails(s, `1/${v}.online`) + fails(s, `1/${v}.offline`);
     rows.push([names[v], n, f1(med(s, `1/${v}.online`)), f1(med(s, `1/${v}.offline`)), f1(both[v]), v === 'ours' ? '1.00' : f2(both.ours / both[v]), f]);

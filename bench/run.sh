@@ -12,7 +12,7 @@
 # (bench/originals.sh: apt-get download xen-utils-common). strace (installed with apt-get if
 # missing) counts the programs each call runs.
 #
-# Items: 1 vif-bridge online+offline, one vif: ours vs the original as shipped and with its
+# Items: 1 vif-bridge online+offline, one vif: ours (and ours with firewall=nft) vs the original as shipped and with its
 # firewall step on, alternating, medians, ratios, our cost beyond `node -e 0`, programs run per
 # call. 2 online latency with 0/100/500 vifs already online (ours vs original firewall on).
 # 3 64 vifs onlined at once, then offlined. 4 network-bridge start+stop vs one `ip -batch` of the
@@ -41,7 +41,7 @@ if [[ ${1:-} == --serve ]]; then
   set +e
   hook_of() {
     case $1 in
-      ours) echo "$BN_DIST/vif-bridge" ;;
+      ours | nft) echo "$BN_DIST/vif-bridge" ;;
       orig) echo "$BN_ORIG/orig/vif-bridge" ;;
       fw) echo "$BN_ORIG/orig-fw/vif-bridge" ;;
       *) echo "/nonexistent/$1" ;;
@@ -55,7 +55,11 @@ if [[ ${1:-} == --serve ]]; then
   one() { # VARIANT CMD D: the call, as libxl execs it (env from the server, + vif, XENBUS_PATH)
     local hook
     hook=$(hook_of "$1")
-    vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
+    if [[ $1 == nft ]]; then # ours with the nft backend: the key from the environment
+      firewall=nft vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
+    else
+      vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
+    fi
   }
   while read -r op a1 a2 a3 a4 a5; do
     case $op in
@@ -313,7 +317,7 @@ serve one s1
 # Variants in a rotating order each round (A/B alternation, no variant always first).
 # node -e 0 and our --help run in the same rotation, so that every median comes from the same
 # stretch of time (this machine's load varies).
-variants=(ours orig fw node help)
+variants=(ours nft orig fw node help)
 ask s1 run "$BN_DIST/vif-bridge" --help
 for ((i = 0; i < PAIRS; i++)); do
   for ((k = 0; k < ${#variants[@]}; k++)); do
@@ -338,7 +342,8 @@ for ((i = 0; i < PAIRS; i++)); do
     sample 1 "$v.both" "$(awk -v a="$on" -v b="$REPLY_MS" 'BEGIN { printf "%.3f", a + b }')"
   done
   # The vif must come out clean every time: nothing of anyone's left in the firewall.
-  if ip netns exec "$BN_ID-one" iptables-save | grep -q vif1.0 || ip netns exec "$BN_ID-one" ebtables-save | grep -q vif1.0; then
+  if ip netns exec "$BN_ID-one" iptables-save | grep -q vif1.0 || ip netns exec "$BN_ID-one" ebtables-save | grep -q vif1.0 ||
+    ip netns exec "$BN_ID-one" nft list ruleset | grep -q vif1.0; then
     sample 1 leftover 1 1
   fi
 done
