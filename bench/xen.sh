@@ -56,6 +56,14 @@ note "setup done after $(($(up) - T_START)) s"
 
 # orig-fw: the original with Debian's `return 0` in handle_iptable removed (bench/originals.sh's
 # edit, checked the same way: exactly that one line goes).
+# Its handle_iptable takes claim_lock "iptables" (locking.sh), which loops until
+# `stat -L /dev/stdin $lockfile 0<&$fd` names the same file twice. This dom0's /dev is a bare
+# devtmpfs (test/xen/initramfs-init): no /dev/stdin, which udev/systemd-tmpfiles make on a real
+# dom0, so that stat always failed, claim_lock spun until libxl killed the script after its 40 s
+# hotplug timeout, and every orig-fw sample failed (xl create rc 3). The links a real dom0 has:
+for f in stdin:0 stdout:1 stderr:2; do
+  [[ -e /dev/${f%:*} ]] || ln -s "/proc/self/fd/${f#*:}" "/dev/${f%:*}" || { echo "BENCH-FAIL cannot link /dev/${f%:*}"; exit 1; }
+done
 O=$SCRIPTS/orig-fw
 mkdir -p "$O"
 cp "$SCRIPTS"/*.sh "$O/" && cp "$SCRIPTS/vif-bridge.xen-orig" "$O/vif-bridge" || { echo "BENCH-FAIL copying the original"; exit 1; }

@@ -157,10 +157,13 @@ two_dhcp_guests() {
   run rt_vif vif-nat offline 1 0
   assert_success
   # Guest 2 is still online when the operator stops NAT: its hosts file goes with the rest.
+  cat "$(dnsmasq_dir)/dnsmasq.pid" >"$NB_TMP/pidfile-at-stop" 2>&1 || :
   run rt_net network-nat stop
   assert_success
   assert_output --partial "dnsmasq ended and its files removed"
-  ! running "$PID0" || fail "dnsmasq $PID0 still runs"
+  ! running "$PID0" || fail "dnsmasq $PID0 still runs: $(ps -o pid=,stat=,args= -p "$PID0")
+pid file had: $(cat "$NB_TMP/pidfile-at-stop" 2>/dev/null)
+stop's log: $(grep -F '"command":"stop"' "$XEN_NETHOOKS_LOG" | cut -c1-400)"
   [[ ! -e "$(dnsmasq_dir)" ]]
   run rt_vif vif-nat offline 2 0
   assert_success
