@@ -3,7 +3,7 @@ import { run } from '../exec.ts';
 import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import { planOffline, planOnline, targetName, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
+import { planOffline, planOnline, targetName, xenbrAlias, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
@@ -62,8 +62,8 @@ export function vifBridge(ctx: VifContext): Promise<number> {
     async online(call: VifCall) {
       const req = request(ctx, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
-      const alias = /^xenbr(\d+)$/.exec(req.bridge ?? '');
-      let host = await observeDevices([req.dev, targetName(req), ...(req.bridge ? [req.bridge] : []), ...(alias ? [`eth${alias[1]}`] : [])]);
+      const alias = xenbrAlias(req.bridge);
+      let host = await observeDevices([req.dev, targetName(req), ...(req.bridge ? [req.bridge] : []), ...(alias ? [alias] : [])]);
       // bridge= names a device that is no bridge: the request fails, and its message names the
       // device's kind, which only ip knows for some kinds (sysfs has no DEVTYPE for a veth).
       const named = req.bridge ? findLink(host, req.bridge) : undefined;

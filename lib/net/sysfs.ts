@@ -49,18 +49,20 @@ export function sysfsLinks(names: readonly string[], roots: SysfsRoots = ROOTS):
   } catch {
     return undefined;
   }
-  if (present.length !== mine.length || !mine.every((n) => present.includes(n))) return undefined;
-  const wanted = new Set(names.filter((n) => present.includes(n)));
-  for (const n of present) if (existsSync(join(roots.net, n, 'bridge'))) wanted.add(n);
+  // Sets: with hundreds of vifs on the host, a list search per name would be quadratic.
+  const here = new Set(present);
+  if (present.length !== mine.length || !mine.every((n) => here.has(n))) return undefined;
+  const bridges = new Set(present.filter((n) => existsSync(join(roots.net, n, 'bridge'))));
+  const wanted = new Set([...names.filter((n) => here.has(n)), ...bridges]);
   const links: Link[] = [];
   for (const n of [...wanted].sort()) {
-    const link = readLink(roots.net, n);
+    const link = readLink(roots.net, n, bridges.has(n));
     if (link) links.push(link);
   }
   return links;
 }
 
-function readLink(root: string, name: string): Link | undefined {
+function readLink(root: string, name: string, bridge: boolean): Link | undefined {
   const dir = join(root, name);
   const attr = (a: string) => readFileSync(join(dir, a), 'utf8').trim();
   try {
@@ -72,7 +74,7 @@ function readLink(root: string, name: string): Link | undefined {
     } catch {
       /* not enslaved */
     }
-    const kind = existsSync(join(dir, 'bridge')) ? 'bridge' : /^DEVTYPE=(.+)$/m.exec(attr('uevent'))?.[1];
+    const kind = bridge ? 'bridge' : /^DEVTYPE=(.+)$/m.exec(attr('uevent'))?.[1];
     if (kind) link.linkinfo = { info_kind: kind };
     return link;
   } catch {

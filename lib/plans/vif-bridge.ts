@@ -50,6 +50,12 @@ export function targetName(req: Pick<VifRequest, 'dev' | 'vifname' | 'typeIf'>):
   return req.typeIf === 'tap' ? `${req.vifname}-emu` : req.vifname;
 }
 
+/** The ethN bridge that stands for xenbrN on hosts bridged the old way (SPEC §2.1), if `name` is one. */
+export function xenbrAlias(name: string | undefined): string | undefined {
+  const m = /^xenbr(\d+)$/.exec(name ?? '');
+  return m ? `eth${m[1]}` : undefined;
+}
+
 /** SPEC §2.1: the given bridge, else the first one by name; xenbrN asked on an ethN-bridge layout → ethN. */
 export function resolveBridge(host: HostState, wanted: string | undefined): string {
   const bridges = host.links.filter(isBridge).map((l) => l.ifname);
@@ -61,9 +67,9 @@ export function resolveBridge(host: HostState, wanted: string | undefined): stri
   }
   const link = findLink(host, wanted);
   if (link && isBridge(link)) return wanted;
-  const m = /^xenbr(\d+)$/.exec(wanted);
-  if (!link && m) {
-    const eth = findLink(host, `eth${m[1]}`);
+  const alias = xenbrAlias(wanted);
+  if (!link && alias) {
+    const eth = findLink(host, alias);
     if (eth && isBridge(eth)) return eth.ifname;
   }
   if (link) throw new PlanError(`bridge=${wanted} is a ${link.linkinfo?.info_kind ?? 'network'} device, not a bridge`);
