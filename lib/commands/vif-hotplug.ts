@@ -175,17 +175,23 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     ({ command: call.command, dev, XENBUS_PATH: (call.typeIf === 'vif' && env.XENBUS_PATH) || call.backend, vif: call.dev, type_if: call.typeIf, bridge: '', ...more });
 
   if (!call.up) {
-    const off = await layout.offline(call, store.read(call.key));
+    const record = store.read(call.key);
     if (flags.dryRun) {
+      const off = await layout.offline(call, record);
       printPlan(`${call.command} ${off.dev}`, off.plan, flags, { command: call.command, dev: off.dev });
       return 0;
     }
-    try {
-      await withLock('iptables', env, () => execute(off.plan, { log: out.log, say: out.say }));
-    } catch (e) {
-      // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
-      out.say(`warning: ${(e as Error).message}`);
-    }
+    // Planned under the lock too: a plan may delete rules by the handles its observation saw.
+    const off = await withLock('iptables', env, async () => {
+      const planned = await layout.offline(call, record);
+      try {
+        await execute(planned.plan, { log: out.log, say: out.say });
+      } catch (e) {
+        // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
+        out.say(`warning: ${(e as Error).message}`);
+      }
+      return planned;
+    });
     store.remove(call.key);
     await runPostHooks(ctx, vars(off.dev, off.hookVars));
     out.say(`${call.command} ${off.dev}: removed`);

@@ -41,6 +41,10 @@ export function comment(tag: string): string[] {
  * per-vif chain, and NOTRACK in the raw table so guest traffic stays out of conntrack. These
  * match only when bridged traffic is passed to iptables (bridge-nf-call-iptables=1); the actual
  * spoof filter is layer 2 (ebtables.ts), which needs no such setting.
+ *
+ * The built-in chains hold nothing but jumps to the vif's own chains (filter and raw, both named
+ * `chain`): a jump's target is what nft can still read of an iptables-nft rule, so the whole
+ * guard can be found again from nft and removed in one transaction (xtables-nft.ts).
  */
 export interface VifL3 {
   dev: string;
@@ -53,30 +57,32 @@ export interface VifL3 {
   dhcp: boolean;
 }
 
-function l3Lines(v: VifL3, op: '-I' | '-D'): { raw: string[]; filter: string[] } {
+function jumps(v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>, op: '-I' | '-D'): { raw: string[]; filter: string[] } {
   const pos = op === '-I' ? ' 1' : '';
   const c = `-m comment --comment ${v.tag}`;
   return {
-    raw: v.notrack ? [`${op} PREROUTING${pos} -m physdev --physdev-in ${v.dev} ${c} -j NOTRACK`] : [],
+    raw: v.notrack ? [`${op} PREROUTING${pos} -m physdev --physdev-in ${v.dev} ${c} -j ${v.chain}`] : [],
     filter: [
       `${op} FORWARD${pos} -m physdev --physdev-in ${v.dev} --physdev-is-bridged ${c} -j ${v.chain}`,
-      `${op} FORWARD${pos} -m physdev --physdev-out ${v.dev} --physdev-is-bridged ${c} -j ACCEPT`,
+      `${op} FORWARD${pos} -m physdev --physdev-out ${v.dev} --physdev-is-bridged ${c} -j ${v.chain}`,
     ],
   };
 }
 
 export function l3Apply(family: 4 | 6, v: VifL3): Command {
-  const { raw, filter } = l3Lines(v, '-I');
+  const { raw, filter } = jumps(v, '-I');
   const accepts = v.sources === undefined
     ? [`-A ${v.chain} -j ACCEPT`]
     : [
+        // Traffic to the guest: what the original accepts with its physdev-out rule.
+        `-A ${v.chain} -m physdev --physdev-out ${v.dev} --physdev-is-bridged -j ACCEPT`,
         ...v.sources.map((s) => `-A ${v.chain} -s ${s} -j ACCEPT`),
         ...(v.dhcp ? [`-A ${v.chain} -s 0.0.0.0/32 -p udp --sport 68 --dport 67 -j ACCEPT`] : []),
         // Link-local (NDP, DHCPv6 client) and :: (duplicate address detection), as at layer 2.
         ...(family === 6 ? [`-A ${v.chain} -s fe80::/10 -j ACCEPT`, `-A ${v.chain} -s ::/128 -j ACCEPT`] : []),
       ];
   const script = [
-    ...(raw.length ? ['*raw', ...raw, 'COMMIT'] : []),
+    ...(raw.length ? ['*raw', `:${v.chain} - [0:0]`, `-A ${v.chain} -j NOTRACK`, ...raw, 'COMMIT'] : []),
     '*filter', `:${v.chain} - [0:0]`, ...accepts, ...filter, 'COMMIT', '',
   ].join('\n');
   return { argv: [family === 4 ? 'iptables-restore' : 'ip6tables-restore', '-w', '--noflush'], input: script };
@@ -84,24 +90,22 @@ export function l3Apply(family: 4 | 6, v: VifL3): Command {
 
 /** One transaction; if a piece is gone already, piecewise removal that tolerates that. */
 export function l3Remove(family: 4 | 6, v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>): Command {
-  const { raw, filter } = l3Lines({ ...v, sources: [], dhcp: false }, '-D');
+  const { raw, filter } = jumps(v, '-D');
+  const own = [`-F ${v.chain}`, `-X ${v.chain}`];
   const script = [
-    ...(raw.length ? ['*raw', ...raw, 'COMMIT'] : []),
-    '*filter', ...filter, `-F ${v.chain}`, `-X ${v.chain}`, 'COMMIT', '',
+    ...(raw.length ? ['*raw', ...raw, ...own, 'COMMIT'] : []),
+    '*filter', ...filter, ...own, 'COMMIT', '',
   ].join('\n');
   const bin = family === 4 ? 'iptables' : 'ip6tables';
-  const gone = ['does a matching rule exist', 'No chain/target/match by that name', 'Bad rule', 'does not exist'];
-  const piece = (table: string, line: string): Command => ({ argv: [bin, '-w', '-t', table, ...line.split(' ')], tolerate: gone });
+  const piece = (table: string, line: string): Command => ({ argv: [bin, '-w', '-t', table, ...line.split(' ')], tolerate: IPTABLES_GONE });
   return {
     argv: [`${bin}-restore`, '-w', '--noflush'],
     input: script,
     fallback: {
       when: [''],
       commands: [
-        ...raw.map((l) => piece('raw', l)),
-        ...filter.map((l) => piece('filter', l)),
-        piece('filter', `-F ${v.chain}`),
-        piece('filter', `-X ${v.chain}`),
+        ...(raw.length ? [...raw, ...own].map((l) => piece('raw', l)) : []),
+        ...[...filter, ...own].map((l) => piece('filter', l)),
       ],
     },
   };

@@ -451,16 +451,18 @@ WRITE /local/domain/1/device/vif/0/mtu = $DF_MTU"
 in 192.0.2.10/32
 in 192.0.2.11/32
 out "
-  # Ours: the physdev-in jump leads to the vif's chain, which accepts the same sources.
+  # Ours: both physdev jumps lead to the vif's chain, which accepts traffic to the guest and the
+  # same sources from it (FORWARD holds only jumps, so that nft can find them again: offline).
   b=$(df_fw_all b | grep '^iptables/filter' | sed -E 's/^iptables\/filter //')
-  grep -qE -- '^-A FORWARD -m physdev --physdev-out vif1\.0 --physdev-is-bridged .*-j ACCEPT$' <<<"$b" || fail "no physdev-out ACCEPT: $b"
+  grep -qE -- '^-A FORWARD -m physdev --physdev-out vif1\.0 --physdev-is-bridged .*-j XNH-vif1\.0$' <<<"$b" || fail "no physdev-out jump: $b"
   grep -qE -- '^-A FORWARD -m physdev --physdev-in vif1\.0 --physdev-is-bridged .*-j XNH-vif1\.0$' <<<"$b" || fail "no physdev-in jump: $b"
-  assert_equal "$(grep -E '^-A XNH-vif1\.0 ' <<<"$b")" "-A XNH-vif1.0 -s 192.0.2.10/32 -j ACCEPT
+  assert_equal "$(grep -E '^-A XNH-vif1\.0 ' <<<"$b")" "-A XNH-vif1.0 -m physdev --physdev-out vif1.0 --physdev-is-bridged -j ACCEPT
+-A XNH-vif1.0 -s 192.0.2.10/32 -j ACCEPT
 -A XNH-vif1.0 -s 192.0.2.11/32 -j ACCEPT
 -A XNH-vif1.0 -s 0.0.0.0/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT"
   # The original inserts its physdev-out rule once per address and once for DHCP: 3 copies.
   assert_equal "$(df_fw_all a | grep -c -- '--physdev-out vif1.0')" 3
-  assert_equal "$(df_fw_all b | grep -c -- '^iptables/filter.*--physdev-out vif1.0')" 1
+  assert_equal "$(df_fw_all b | grep -c -- '^iptables/filter -A FORWARD .*--physdev-out vif1.0')" 1
   # Links and xenstore are the same as with the shipped original.
   DF_FW_SKIP=1
   assert_equal "$(df_links b)" "$(df_links a)"

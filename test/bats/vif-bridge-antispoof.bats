@@ -561,7 +561,8 @@ conntrack_entries() {
   run conntrack_entries
   assert_output ""
   local pkts
-  pkts=$(ip netns exec "$DOM0" iptables -t raw -L PREROUTING -v -n -x | awk '/physdev-in vif1.0 / && /NOTRACK/ { print $1 }')
+  # PREROUTING jumps to the vif's raw chain, whose one rule is NOTRACK.
+  pkts=$(ip netns exec "$DOM0" iptables -t raw -L XNH-vif1.0 -v -n -x | awk '/NOTRACK/ { print $1 }')
   ((pkts > 0)) || fail "the NOTRACK rule for vif1.0 matched nothing: $(ip netns exec "$DOM0" iptables -t raw -L -v -n)"
 }
 

@@ -58,9 +58,9 @@ count_exactly() {
   ((n == $1)) || fail "'$2' occurs $n times, expected $1"
 }
 
-# ours_by_table: our lines of fw_dump, each prefixed with its tool ("iptables|-A FORWARD ...").
+# ours_by_table: our lines of fw_dump, each prefixed with its tool and table ("iptables/filter|-A FORWARD ...").
 ours_by_table() {
-  fw_dump | awk '/^## / { t = $2; next } /XNH-|xen-nethooks/ { print t "|" $0 }'
+  fw_dump | awk '/^## / { t = $2; next } /^\*/ { tb = substr($0, 2); next } /XNH-|xen-nethooks/ { print t "/" tb "|" $0 }'
 }
 
 # templated: those lines with the vif's number, MAC and addresses replaced by placeholders.
@@ -84,18 +84,19 @@ $dup"
   # replaced, occurs N times, and there is nothing else.
   per=$(grep -E '(vif1\.0|10\.0\.1\.1/|2001:db8:1::1/|00:16:3e:00:01:00)( |"|$)' <<<"$ours" | templated | sort)
   local key
-  for key in 'ebtables|-A FORWARD -i vifN -j XNH-vifN' 'ebtables|-A INPUT -i vifN -j XNH-vifN' \
-    'ebtables|-A XNH-vifN -s ! MAC -j DROP' 'iptables|-A XNH-vifN -s IP4/32 -j ACCEPT' \
-    'ip6tables|-A XNH-vifN -s IP6/128 -j ACCEPT' \
-    'iptables|-A PREROUTING -m physdev --physdev-in vifN -m comment --comment "xen-nethooks:vif:vifN" -j NOTRACK'; do
+  for key in 'ebtables/filter|-A FORWARD -i vifN -j XNH-vifN' 'ebtables/filter|-A INPUT -i vifN -j XNH-vifN' \
+    'ebtables/filter|-A XNH-vifN -s ! MAC -j DROP' 'iptables/filter|-A XNH-vifN -s IP4/32 -j ACCEPT' \
+    'ip6tables/filter|-A XNH-vifN -s IP6/128 -j ACCEPT' \
+    'iptables/raw|-A PREROUTING -m physdev --physdev-in vifN -m comment --comment "xen-nethooks:vif:vifN" -j XNH-vifN' \
+    'iptables/raw|-A XNH-vifN -j NOTRACK'; do
     grep -qxF -- "$key" <<<"$per" || fail "vif1.0's guard lacks '$key': $per"
   done
   run bash -c 'templated() { '"$(declare -f templated | sed '1,2d;$d')"'; }; templated | sort | uniq -c | awk -v n="$1" '\''$1 != n { print "count " $1 ": " $0; bad = 1 } END { exit bad }'\'' ' _ "$N" <<<"$ours"
   assert_success
   assert_equal "$(templated <<<"$ours" | sort -u)" "$(uniq <<<"$per")"
   # A sample, spelled out: vif17.0's ebtables jump and its IPv6 source rule, once each.
-  assert_equal "$(grep -cxF 'ebtables|-A FORWARD -i vif17.0 -j XNH-vif17.0' <<<"$ours")" 1
-  assert_equal "$(grep -cxF 'ip6tables|-A XNH-vif17.0 -s 2001:db8:17::1/128 -j ACCEPT' <<<"$ours")" 1
+  assert_equal "$(grep -cxF 'ebtables/filter|-A FORWARD -i vif17.0 -j XNH-vif17.0' <<<"$ours")" 1
+  assert_equal "$(grep -cxF 'ip6tables/filter|-A XNH-vif17.0 -s 2001:db8:17::1/128 -j ACCEPT' <<<"$ours")" 1
 
   all_at_once vb_offline "$N"
   assert_no_guard_at_all

@@ -426,3 +426,82 @@ EOF
   assert_equal "$(xs_read "$(fe 3 0)/mtu")" 1400
   assert_guarded vif3.0
 }
+
+# The commands the firewall step of the last offline in the hotplug log ran, one per line.
+offline_firewall_cmds() {
+  node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const last = lines.map((l, i) => [l, i]).filter(([l]) => l.command === "offline" && l.msg === "plan done").pop();
+    const start = last ? lines.slice(0, last[1]).map((l) => l.command).lastIndexOf("online") + 1 : 0;
+    for (const l of lines.slice(start, last ? last[1] : 0)) if (l.step === "firewall" && l.cmd) console.log(l.cmd.split(" <<")[0]);
+  ' "$XEN_NETHOOKS_LOG"
+}
+
+# wrap_tools DIR: iptables, ip6tables and ebtables on a PATH entry of their own, as scripts that
+# run the real ones: the same rules, but names that do not say "nft" (a legacy-looking host).
+wrap_tools() {
+  local t
+  mkdir -p "$1"
+  for t in iptables ip6tables ebtables; do
+    printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v "$t")" >"$1/$t"
+    chmod +x "$1/$t"
+  done
+}
+
+@test "offline where iptables, ip6tables and ebtables are nft's: the whole guard out in one nft transaction, nothing left, the other guest untouched" {
+  [[ $(readlink -f "$(command -v iptables)") == *nft* ]] || skip "iptables here is not the nft variant: $(readlink -f "$(command -v iptables)")"
+  vb_dom0
+  vb_guest 1 0
+  vb_guest 2 0
+  run vb_online 1 0
+  assert_success
+  run vb_online 2 0
+  assert_success
+  local other
+  other=$(rules_for vif2.0)
+  # The listing is nft's interactive mode, which saves its history in $HOME unless kept from it.
+  mkdir -p "$BATS_TEST_TMPDIR/home"
+  HOME="$BATS_TEST_TMPDIR/home" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_equal "$(offline_firewall_cmds)" "nft -f -"
+  assert_no_rules vif1.0
+  assert_equal "$(rules_for vif2.0)" "$other"
+  assert_guarded vif2.0
+  assert_equal "$(ls -A "$BATS_TEST_TMPDIR/home")" ""
+  run vb_offline 2 0
+  assert_success
+  assert_no_guard_at_all
+}
+
+@test "offline whose one nft transaction is refused: the restores remove the guard instead" {
+  [[ $(readlink -f "$(command -v iptables)") == *nft* ]] || skip "iptables here is not the nft variant"
+  vb_dom0
+  vb_guest 1 0
+  run vb_online 1 0
+  assert_success
+  # nft that lists, but refuses every batch (as if a rule changed between listing and removal).
+  local dir="$BATS_TEST_TMPDIR/refusing"
+  mkdir -p "$dir"
+  printf '#!/bin/sh\n[ "$1" = -f ] && { echo "Error: Could not process rule: No such file or directory" >&2; exit 1; }\nexec %s "$@"\n' "$(command -v nft)" >"$dir/nft"
+  chmod +x "$dir/nft"
+  PATH="$dir:$PATH" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_equal "$(offline_firewall_cmds)" $'nft -f -\nebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  assert_no_guard_at_all
+}
+
+@test "offline where the tools are not nft's by name: the three restores, nothing left" {
+  vb_dom0
+  vb_guest 1 0
+  wrap_tools "$BATS_TEST_TMPDIR/wrapped"
+  PATH="$BATS_TEST_TMPDIR/wrapped:$PATH" run vb_online 1 0
+  assert_success
+  assert_guarded vif1.0
+  PATH="$BATS_TEST_TMPDIR/wrapped:$PATH" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  assert_no_guard_at_all
+}

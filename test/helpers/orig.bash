@@ -405,7 +405,8 @@ $a"
   b=$(df_rules_for b "$dev")
   grep -q -- "-A FORWARD -i $dev -j XNH-$dev" <<<"$b" || fail "no ebtables guard for $dev on our side:
 $b"
-  grep -q -- "--physdev-in $dev .*-j NOTRACK" <<<"$b" || fail "no NOTRACK for $dev on our side:
+  grep -q -- "raw -A PREROUTING -m physdev --physdev-in $dev .*-j XNH-$dev\$" <<<"$b" &&
+    grep -qx -- "iptables/raw -A XNH-$dev -j NOTRACK" <<<"$b" || fail "no NOTRACK for $dev on our side:
 $b"
 }
 
