@@ -9,21 +9,11 @@
 # The iptables FORWARD policy is ACCEPT (the default) unless a test says otherwise.
 # Guest 2 is attached without the hook unless a test needs its guard (FORWARD DROP, NOTRACK).
 
-bats_require_minimum_version 1.5.0
+# bats' hooks (guest.bash): a test xenstored per file, each test's namespaces gone after it.
+load '../helpers/guest'
+vb_suite_hooks
 
-setup_file() {
-  load '../helpers/guest'
-  vb_setup_file
-}
-
-teardown_file() {
-  load '../helpers/guest'
-  vb_teardown_file
-}
-
-setup() {
-  load '../helpers/guest'
-  vb_setup
+suite_setup() {
   vb_dom0
   vb_guest 1 0
   vb_guest 2 0
@@ -37,10 +27,6 @@ setup() {
   # Router advertisements from guest 1: plain, and behind a hop-by-hop header (next header 0).
   SPOOF_RA="icmp6 and ip6[40] = 134 and ether src $G1MAC"
   SPOOF_RA_HBH="ip6 and ip6[6] = 0 and ip6[48] = 134 and ether src $G1MAC"
-}
-
-teardown() {
-  vb_teardown
 }
 
 # guest1 [k=v...]: online guest 1 (guarded unless told otherwise).

@@ -4,28 +4,14 @@
 # (locking.sh protocol). 32 onlines at once must each leave their rules exactly once, 32 offlines
 # at once must leave none, and a bash holder of the lock delays us without breaking either side.
 
-bats_require_minimum_version 1.5.0
-
 N=32
 
-setup_file() {
-  load '../helpers/guest'
-  vb_setup_file
-}
+# bats' hooks (guest.bash): a test xenstored per file, each test's namespaces gone after it.
+load '../helpers/guest'
+vb_suite_hooks
 
-teardown_file() {
-  load '../helpers/guest'
-  vb_teardown_file
-}
-
-setup() {
-  load '../helpers/guest'
-  vb_setup
+suite_setup() {
   vb_dom0
-}
-
-teardown() {
-  vb_teardown
 }
 
 # vifs COUNT: vif<i>.0 for i in 1..COUNT, each with a MAC and IPv4 + IPv6 addresses in xenstore.

@@ -5,26 +5,9 @@
 # (a missing bridge, a name collision, a tool refusing) or injected after a step's commands ran
 # (XEN_NETHOOKS_FAULT=<step id>, ids from --dry-run --json).
 
-bats_require_minimum_version 1.5.0
-
-setup_file() {
-  load '../helpers/guest'
-  vb_setup_file
-}
-
-teardown_file() {
-  load '../helpers/guest'
-  vb_teardown_file
-}
-
-setup() {
-  load '../helpers/guest'
-  vb_setup
-}
-
-teardown() {
-  vb_teardown
-}
+# bats' hooks (guest.bash): a test xenstored per file, each test's namespaces gone after it.
+load '../helpers/guest'
+vb_suite_hooks
 
 # assert_failed_cleanly D V DEV MESSAGE: the failure contract for vif D.V whose device is DEV.
 assert_failed_cleanly() {

@@ -4,26 +4,9 @@
 # writes it; guests are namespaces whose eth0 is the peer of dom0's vif. Assertions are on real
 # state: the kernel's links, the firewall's saved rules, xenstore, ping.
 
-bats_require_minimum_version 1.5.0
-
-setup_file() {
-  load '../helpers/guest'
-  vb_setup_file
-}
-
-teardown_file() {
-  load '../helpers/guest'
-  vb_teardown_file
-}
-
-setup() {
-  load '../helpers/guest'
-  vb_setup
-}
-
-teardown() {
-  vb_teardown
-}
+# bats' hooks (guest.bash): a test xenstored per file, each test's namespaces gone after it.
+load '../helpers/guest'
+vb_suite_hooks
 
 # assert_port DEV BRIDGE MTU: attached the way SPEC §2.2 says.
 assert_port() {

@@ -5,10 +5,9 @@
 # everyone else's; vb_teardown deletes them (and whatever runs inside them: only what the test
 # started) and stops the test xenstored by its own pid. Nothing is sent outside them.
 #
-#   setup_file()    { load '../helpers/guest'; vb_setup_file; }   # optional: a shared xenstored
-#   setup()         { load '../helpers/guest'; vb_setup; vb_dom0; }
-#   teardown()      { vb_teardown; }
-#   teardown_file() { load '../helpers/guest'; vb_teardown_file; }
+#   load '../helpers/guest'   # at the suite's top, then
+#   vb_suite_hooks            # bats' setup_file/setup/teardown/teardown_file: see there
+#   suite_setup() { vb_dom0; }   # optional: what every test of the suite starts from
 #
 #   vb_dom0 [BRIDGE]         dom0 + lan namespaces: bridge BRIDGE (default xenbr0, MAC $VB_BR_MAC,
 #                            MTU $VB_MTU, 192.0.2.2/24, no multicast snooping) with uplink peth0
@@ -47,6 +46,8 @@ load "$VB_ROOT/node_modules/bats-support/load"
 load "$VB_ROOT/node_modules/bats-assert/load"
 # shellcheck source=../xenstored/xenstored.bash
 source "$VB_ROOT/test/xenstored/xenstored.bash"
+# shellcheck source=netns.bash
+source "$VB_ROOT/test/helpers/netns.bash"
 
 VB_SPOOF="$VB_ROOT/test/helpers/spoof.py"
 VB_LOCKING="$VB_ROOT/test/helpers/locking.sh"
@@ -125,6 +126,24 @@ vb_teardown_file() {
   xenstored_stop
 }
 
+# vb_suite_hooks: bats' four hooks for a vif-bridge suite: one test xenstored for the file,
+# vb_setup and then the suite's own suite_setup (if it defines one) before each test, vb_teardown
+# after each (bats runs it after a failed test or setup too); and the bats the suites are written
+# for (1.5: run -N, run !). Why a helper: every suite had these written out alike; one copy keeps
+# the cleanup guarantee the same in all of them.
+vb_suite_hooks() {
+  bats_require_minimum_version 1.5.0
+  setup_file() { vb_setup_file; }
+  teardown_file() { vb_teardown_file; }
+  setup() {
+    vb_setup
+    if declare -F suite_setup >/dev/null; then
+      suite_setup
+    fi
+  }
+  teardown() { vb_teardown; }
+}
+
 # Every backend and guest domain out of the test xenstored (dom0's own keys stay).
 vb_xs_clear() {
   local d
@@ -135,32 +154,16 @@ vb_xs_clear() {
 }
 
 vb_teardown() {
-  local pid ns n
+  local n
   for n in "${!VB_CAP_PID[@]}"; do capture_stop "$n"; done
-  # Processes we started, then anything still inside our namespaces (ours by construction).
-  if [[ -s "$VB_TMP/pids" ]]; then
-    while read -r pid; do kill "$pid" 2>/dev/null || :; done <"$VB_TMP/pids"
-  fi
-  if [[ -s "$VB_TMP/netns" ]]; then
-    while read -r ns; do
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || :; done
-    done <"$VB_TMP/netns"
-    while read -r ns; do ip netns del "$ns" 2>/dev/null || :; done <"$VB_TMP/netns"
-  fi
-  if [[ -s "$VB_TMP/pids" ]]; then
-    while read -r pid; do kill -9 "$pid" 2>/dev/null || :; done <"$VB_TMP/pids"
-  fi
+  netns_cleanup "$VB_TMP"
   [[ -z ${VB_OWN_XS:-} ]] || xenstored_stop
   return 0
 }
 
 # vb_netns ROLE: creates namespace $VB_ID-ROLE with lo up, prints its name.
 vb_netns() {
-  local ns="$VB_ID-$1"
-  echo "$ns" >>"$VB_TMP/netns"
-  ip netns add "$ns" || return 1
-  ip -n "$ns" link set lo up
-  echo "$ns"
+  netns_new "$VB_TMP" "$VB_ID-$1"
 }
 
 # vb_bg CMD...: CMD in the background, killed by teardown; its pid in VB_LAST_PID.
@@ -168,16 +171,6 @@ vb_bg() {
   "$@" 3>&- &
   VB_LAST_PID=$!
   echo "$VB_LAST_PID" >>"$VB_TMP/pids"
-}
-
-# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.05
-  done
 }
 
 vb_dom0() {

@@ -26,6 +26,8 @@ NB_SNAPSHOT="$NB_HELPERS/snapshot.mjs"
 
 load "$NB_ROOT/node_modules/bats-support/load"
 load "$NB_ROOT/node_modules/bats-assert/load"
+# shellcheck source=netns.bash
+source "$NB_HELPERS/netns.bash"
 
 # dom0's configuration in topo_dom0_lan, for assertions.
 NB_MAC=02:00:00:00:00:05
@@ -73,30 +75,12 @@ nb_pin_hook() {
 }
 
 nb_teardown() {
-  local pid ns
-  # Processes we started, then anything still inside our namespaces (ours by construction).
-  if [[ -s "$NB_TMP/pids" ]]; then
-    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$NB_TMP/pids"
-  fi
-  if [[ -s "$NB_TMP/netns" ]]; then
-    while read -r ns; do
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    done <"$NB_TMP/netns"
-    while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <"$NB_TMP/netns"
-  fi
-  if [[ -s "$NB_TMP/pids" ]]; then
-    while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$NB_TMP/pids"
-  fi
-  return 0
+  netns_cleanup "$NB_TMP"
 }
 
 # nb_netns ROLE: creates namespace $NB_ID-ROLE with lo up, prints its name.
 nb_netns() {
-  local ns="$NB_ID-$1"
-  echo "$ns" >>"$NB_TMP/netns"
-  ip netns add "$ns" || return 1
-  ip -n "$ns" link set lo up
-  echo "$ns"
+  netns_new "$NB_TMP" "$NB_ID-$1"
 }
 
 # nb_uplink DOM0 IF PEERNS PEERIF [MAC] [MTU]: veth IF in DOM0 (up) <-> PEERIF in PEERNS (up).
@@ -185,15 +169,6 @@ nb_bg() {
   "$@" 3>&- &
   NB_LAST_PID=$!
   echo "$NB_LAST_PID" >>"$NB_TMP/pids"
-}
-
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.05
-  done
 }
 
 # Files the hook left in its state directory (none expected after a failed start or a stop).

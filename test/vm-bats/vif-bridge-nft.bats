@@ -11,21 +11,11 @@
 # reach the LAN (the forward chain is skipped); dom0's bridge still saw none of them (the input
 # chain is not), and is listened to in case that changes. Runs inside the VM: bash test/vm/run.sh
 
-bats_require_minimum_version 1.5.0
+# bats' hooks (guest.bash): a test xenstored per file, each test's namespaces gone after it.
+load '../helpers/guest'
+vb_suite_hooks
 
-setup_file() {
-  load '../helpers/guest'
-  vb_setup_file
-}
-
-teardown_file() {
-  load '../helpers/guest'
-  vb_teardown_file
-}
-
-setup() {
-  load '../helpers/guest'
-  vb_setup
+suite_setup() {
   vb_dom0
   vb_guest 1 0
   G1IP=$(vb_ip4 1 0) G1IP6=$(vb_ip6 1 0)
@@ -36,10 +26,6 @@ setup() {
   ip netns exec "$DOM0" sysctl -q -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
   ip netns exec "$DOM0" iptables -A FORWARD -m physdev --physdev-is-bridged -j ACCEPT
   ip netns exec "$DOM0" ip6tables -A FORWARD -m physdev --physdev-is-bridged -j ACCEPT
-}
-
-teardown() {
-  vb_teardown
 }
 
 # The spoofs: another IPv4 source, another source MAC (own IPv4), another IPv6 source (all

@@ -7,63 +7,22 @@
 # busybox the kernel's modprobe (the host may have no kmod), then runs /vmresult/job as root with
 # the environment of /vmresult/env, its output to /vmresult/output (the host streams it) and to
 # the serial console, and its exit status to /vmresult/rc (written last, atomically). Then it
-# powers the VM off; the host kills qemu itself if that does not end it.
+# powers the VM off; the host kills qemu itself if that does not end it. The steps it shares with
+# tier 3's dom0 are in test/vm/stage2-common.sh, which vm.sh puts next to stage2 on /vmresult.
 R=/vmresult
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-HOME=/root
-TERM=dumb
-export HOME TERM
-
+# shellcheck source=stage2-common.sh
+. "$R/stage2-common.sh" # PATH HOME TERM; die fresh_tmp_run ... run_job (test/vm/stage2-common.sh)
 . "$R/env" # VM_REPO VM_KVER VM_MODULES VM_BUSYBOX (+ anything the caller passed)
+S2_TAG=vm-stage2 S2_REPO=$VM_REPO S2_BUSYBOX=$VM_BUSYBOX
 
-die() {
-  echo "vm-stage2: FAILED: $*" >/dev/console
-  echo 125 >"$R/rc.tmp" && mv "$R/rc.tmp" "$R/rc"
-  sync
-  "$VM_BUSYBOX" poweroff -f
-  echo o >/proc/sysrq-trigger
-  sleep 60
-}
-
-# A fresh /tmp and /run, unless the repository lives below one of them (CI may clone into /tmp):
-# a tmpfs there would hide it. The overlay keeps writes in the guest's memory either way.
-fresh() { # fresh DIR MODE
-  case "$VM_REPO/" in
-    "$1"/*) echo "vm-stage2: keeping the host's $1 (the repository is in it)" >/dev/console ;;
-    *) mount -t tmpfs -o "mode=$2" tmpfs "$1" || die "tmpfs $1" ;;
-  esac
-}
-fresh /tmp 1777
-fresh /run 0755
-mkdir -p /dev/pts /dev/shm /run/lock
+fresh_tmp_run
 mount -t devpts devpts /dev/pts 2>/dev/null
-mount -t tmpfs tmpfs /dev/shm 2>/dev/null
-mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
-ln -sf /proc/self/fd /dev/fd 2>/dev/null
+mount_shm_cgroup_fd
 
-mkdir -p "/lib/modules/$VM_KVER" || die "mkdir /lib/modules/$VM_KVER"
-mount --bind "$VM_MODULES" "/lib/modules/$VM_KVER" || die "bind-mounting $VM_MODULES at /lib/modules/$VM_KVER"
-if [ ! -x /sbin/modprobe ]; then
-  ln -sf "$VM_BUSYBOX" /usr/sbin/modprobe || die "busybox as /sbin/modprobe"
-fi
-echo /sbin/modprobe >/proc/sys/kernel/modprobe
-
-hostname vm 2>/dev/null || echo vm >/proc/sys/kernel/hostname
-ip link set lo up
+kernel_modules "$VM_KVER" "$VM_MODULES"
+name_host vm
 
 echo "stage2 $(uname -r)" >"$R/booted"
 echo "vm-stage2: up, kernel $(uname -r), running the job" >/dev/console
 
-cd "$VM_REPO" || die "cd $VM_REPO"
-# The job's output goes to the result share and the console; its status to rc.
-{
-  /bin/bash "$R/job" </dev/null 2>&1
-  echo $? >"$R/rc.tmp"
-} | tee "$R/output" >/dev/console
-sync
-mv "$R/rc.tmp" "$R/rc"
-sync
-"$VM_BUSYBOX" poweroff -f
-echo o >/proc/sysrq-trigger
-sleep 60
+run_job

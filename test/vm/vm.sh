@@ -28,6 +28,8 @@ timeout_all=${VM_TIMEOUT:-900}
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: %s\n' "$*" >&2; exit 125; }
+# shellcheck source=qemu.bash
+source "$here/qemu.bash" # modules_resolve initramfs_with_modules qemu_start qemu_wait qemu_stop elapsed
 
 (($# >= 1)) || die "usage: vm.sh SCRIPT [ARGS...]"
 [[ $(id -u) -eq 0 ]] || die "must run as root"
@@ -37,30 +39,9 @@ vars=$(bash "$here/setup.sh" 3>&1 1>&2) || die "setup failed"
 eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX
 
 # --- the initramfs: busybox-static, /init, the modules needed before and after switch_root --------
-# name[=params...] in load order of the user's wish; dependencies come from modules.dep.
-wanted=(virtio_pci 9pnet_virtio 9p overlay 8021q bridge br_netfilter veth "dummy numdummies=0" "bonding max_bonds=0")
-declare -A dep_of=() path_of=() seen=()
-while IFS=: read -r m rest; do
-  dep_of[$m]=$rest
-  b=${m##*/}
-  b=${b%.ko*}
-  path_of[${b//-/_}]=$m
-done <"$VM_MODULES/modules.dep"
-order=()
-visit() {
-  local m=$1 d
-  [[ -n ${seen[$m]:-} ]] && return 0
-  seen[$m]=1
-  for d in ${dep_of[$m]}; do visit "$d"; done
-  order+=("$m")
-}
-declare -A params_of=()
-for w in "${wanted[@]}"; do
-  name=${w%% *}
-  [[ $w == *' '* ]] && params_of[${path_of[$name]:-x}]=${w#* }
-  [[ -n ${path_of[$name]:-} ]] || die "module $name is not in $VM_MODULES/modules.dep"
-  visit "${path_of[$name]}"
-done
+# "name params..." in load order of the user's wish; dependencies come from modules.dep.
+modules_resolve "$VM_MODULES" virtio_pci 9pnet_virtio 9p overlay 8021q bridge br_netfilter veth \
+  "dummy numdummies=0" "bonding max_bonds=0"
 
 stage=$(mktemp -d /tmp/xen-nethooks-vm-initrd.XXXXXX)
 res=$(mktemp -d /tmp/xen-nethooks-vm.XXXXXX)
@@ -76,20 +57,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$stage/bin" "$stage/modules"
-cp "$VM_BUSYBOX" "$stage/bin/busybox"
-cp "$here/initramfs-init" "$stage/init"
-chmod 755 "$stage/init" "$stage/bin/busybox"
-: >"$stage/modules.list"
-for m in "${order[@]}"; do
-  cp "$VM_MODULES/$m" "$stage/modules/"
-  echo "${m##*/} ${params_of[$m]:-}" >>"$stage/modules.list"
-done
 initrd=$res/initrd.gz
-(cd "$stage" && find . | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$initrd") || die "building the initramfs failed"
+initramfs_with_modules "$stage" "$initrd" "$here/initramfs-init" "$VM_BUSYBOX" "$VM_MODULES" ||
+  die "building the initramfs failed"
 
 # --- the job, its environment, stage 2 ------------------------------------------------------------
 cp "$here/guest-init.sh" "$res/stage2"
+cp "$here/stage2-common.sh" "$res/stage2-common.sh" || die "copying stage2-common.sh"
 {
   printf 'VM_REPO=%q\nVM_KVER=%q\nVM_MODULES=%q\nVM_BUSYBOX=%q\n' "$repo" "$VM_KVER" "$VM_MODULES" "$VM_BUSYBOX"
   printf 'export VM_REPO VM_KVER VM_MODULES VM_BUSYBOX\n'
@@ -112,21 +86,14 @@ echo >>"$res/job"
 
 # --- boot -----------------------------------------------------------------------------------------
 t0=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu "${VM_CPU:-qemu64}" -smp "${VM_SMP:-1}" -m "${VM_MEM:-2048}" \
-  -nodefaults -no-user-config -display none -monitor none -no-reboot \
-  -serial "file:$res/console.log" \
+qemu_start "$res" "${VM_CPU:-qemu64}" "${VM_SMP:-1}" "${VM_MEM:-2048}" \
   -kernel "$VM_KERNEL" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 loglevel=4 mitigations=off rdinit=/init ${VM_APPEND:-}" \
-  -virtfs local,path=/,mount_tag=hostroot,readonly=on,multidevs=remap,security_model=none \
-  -virtfs "local,path=$res,mount_tag=vmresult,security_model=none" \
-  </dev/null >"$res/qemu.log" 2>&1 &
-qpid=$!
+  -append "console=ttyS0 panic=-1 loglevel=4 mitigations=off rdinit=/init ${VM_APPEND:-}"
 say "qemu pid $qpid, kernel $VM_KVER, running: $script $*"
 
 tail -n +1 -F "$res/output" 2>/dev/null &
 tailpid=$!
 
-elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 console_tail() {
   echo "--- qemu's stderr:" >&2
   tail -n 20 "$res/qemu.log" >&2
@@ -135,44 +102,16 @@ console_tail() {
   echo "---" >&2
 }
 
-booted=
-while [[ ! -f $res/rc ]]; do
-  now=$(elapsed)
-  if [[ -z $booted && -f $res/booted ]]; then
-    booted=$now
-    say "guest reached stage 2 after ${booted} s"
-  fi
-  if ! kill -0 "$qpid" 2>/dev/null; then
-    [[ -f $res/rc ]] && break
-    wait "$qpid"
-    say "qemu exited ($?) after $now s without a result"
-    console_tail
-    exit 125
-  fi
-  if [[ -z $booted ]] && awk -v n="$now" -v t="$boot_timeout" 'BEGIN { exit !(n > t) }'; then
-    say "the guest did not reach its init's stage 2 within ${boot_timeout} s (VM_BOOT_TIMEOUT)"
-    console_tail
-    exit 125
-  fi
-  if awk -v n="$now" -v t="$timeout_all" 'BEGIN { exit !(n > t) }'; then
-    say "the run did not finish within ${timeout_all} s (VM_TIMEOUT)"
-    console_tail
-    exit 125
-  fi
-  sleep 0.2
-done
+if ! qemu_wait "$res" guest VM "$boot_timeout" "$timeout_all" 0.2; then
+  say "$vmfail"
+  console_tail
+  exit 125
+fi
 rc=$(cat "$res/rc")
 total=$(elapsed)
 # Let the output tail catch up, then make sure qemu is gone (it does not always exit by itself).
 sleep 0.3
-for _ in $(seq 1 25); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
-if kill -0 "$qpid" 2>/dev/null; then
-  kill "$qpid" 2>/dev/null
-  sleep 0.5
-  kill -9 "$qpid" 2>/dev/null
-fi
-wait "$qpid" 2>/dev/null
-qpid=
+qemu_stop 25 0.2
 if [[ $rc == 125 ]] && grep -q 'vm-stage2: FAILED' "$res/console.log" 2>/dev/null; then
   console_tail
 fi

@@ -42,6 +42,8 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
+# shellcheck source=../vm/qemu.bash
+source "$repo/test/vm/qemu.bash" # modules_resolve initramfs_with_modules qemu_start qemu_wait qemu_stop elapsed
 
 # --- dist/, fresh ----------------------------------------------------------------------------------
 stale=
@@ -73,49 +75,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# modules.dep → a load order with dependencies first (as tier 2's vm.sh does).
-declare -A dep_of=() path_of=() seen=()
-while IFS=: read -r m rest; do
-  dep_of[$m]=$rest
-  b=${m##*/}
-  b=${b%.ko*}
-  path_of[${b//-/_}]=$m
-done <"$VM_MODULES/modules.dep"
-order=()
-visit() {
-  local m=$1 d
-  [[ -n ${seen[$m]:-} ]] && return 0
-  seen[$m]=1
-  for d in ${dep_of[$m]}; do visit "$d"; done
-  order+=("$m")
-}
-
 # --- dom0's initramfs: busybox-static, /init, what mounting the 9p root takes ----------------------
-for name in virtio_pci 9pnet_virtio 9p overlay; do
-  [[ -n ${path_of[$name]:-} ]] || die "module $name is not in $VM_MODULES/modules.dep"
-  visit "${path_of[$name]}"
-done
-mkdir -p "$stage/dom0/bin" "$stage/dom0/modules"
-cp "$VM_BUSYBOX" "$stage/dom0/bin/busybox"
-cp "$here/initramfs-init" "$stage/dom0/init"
-chmod 755 "$stage/dom0/init" "$stage/dom0/bin/busybox"
-: >"$stage/dom0/modules.list"
-for m in "${order[@]}"; do
-  cp "$VM_MODULES/$m" "$stage/dom0/modules/"
-  echo "${m##*/}" >>"$stage/dom0/modules.list"
-done
-(cd "$stage/dom0" && find . | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$res/dom0-initrd.gz") ||
+modules_resolve "$VM_MODULES" virtio_pci 9pnet_virtio 9p overlay
+initramfs_with_modules "$stage/dom0" "$res/dom0-initrd.gz" "$here/initramfs-init" "$VM_BUSYBOX" "$VM_MODULES" ||
   die "building dom0's initramfs failed"
 
 # --- the guests' initramfs: busybox-static, test/xen/guest-init, xen-netfront.ko --------------------
-[[ -n ${path_of[xen_netfront]:-} && -z ${dep_of[${path_of[xen_netfront]}]// /} ]] ||
+[[ -n ${module_path[xen_netfront]:-} && -z ${module_deps[${module_path[xen_netfront]}]// /} ]] ||
   die "xen-netfront is not a module without dependencies in $VM_MODULES/modules.dep"
 mkdir -p "$stage/guest/bin"
 cp "$VM_BUSYBOX" "$stage/guest/bin/busybox"
 cp "$here/guest-init" "$stage/guest/init"
-cp "$VM_MODULES/${path_of[xen_netfront]}" "$stage/guest/xen-netfront.ko"
+cp "$VM_MODULES/${module_path[xen_netfront]}" "$stage/guest/xen-netfront.ko"
 chmod 755 "$stage/guest/init" "$stage/guest/bin/busybox"
-(cd "$stage/guest" && find . | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$res/guest-initrd.gz") ||
+initramfs_pack "$stage/guest" "$res/guest-initrd.gz" "$VM_BUSYBOX" ||
   die "building the guests' initramfs failed"
 
 # --- what dom0 installs: install.sh and dist/ as they are now ---------------------------------------
@@ -129,6 +102,7 @@ cp "$here/dom0-tests.sh" "$res/dom0-tests.sh" || die "copying dom0-tests.sh"
 
 # --- the job, its environment, stage 2 ---------------------------------------------------------------
 cp "$here/dom0-init.sh" "$res/stage2"
+cp "$repo/test/vm/stage2-common.sh" "$res/stage2-common.sh" || die "copying stage2-common.sh"
 {
   printf 'XT_REPO=%q\nXT_KVER=%q\nXT_MODULES=%q\nXT_BUSYBOX=%q\nXT_XEN_ROOT=%q\nXT_GUEST_KERNEL=%q\n' \
     "$repo" "$VM_KVER" "$VM_MODULES" "$VM_BUSYBOX" "$XEN_ROOT" "$XEN_DOM0_KERNEL"
@@ -153,16 +127,10 @@ say "setup took $((SECONDS - t_setup)) s"
 # processes see corrupted FPU/SSE state whenever a guest runs: node crashed (SIGSEGV) in 12 of
 # 16 starts while a guest was busy, 0 of 16 with eager switching.
 t0=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu "${XT_CPU:-max}" -smp "${XT_SMP:-1}" -m 4096 \
-  -nodefaults -no-user-config -display none -monitor none -no-reboot \
-  -serial "file:$res/console.log" \
+qemu_start "$res" "${XT_CPU:-max}" "${XT_SMP:-1}" 4096 \
   -kernel "$XEN_ELF" \
   -append "console=com1 dom0_mem=2048M,max:2048M smap=0 noreboot spec-ctrl=eager-fpu loglvl=warning guest_loglvl=warning ${XT_XEN_ARGS:-}" \
-  -initrd "$XEN_DOM0_KERNEL console=hvc0 panic=-1 loglevel=4 mitigations=off rdinit=/init,$res/dom0-initrd.gz" \
-  -virtfs local,path=/,mount_tag=hostroot,readonly=on,multidevs=remap,security_model=none \
-  -virtfs "local,path=$res,mount_tag=vmresult,security_model=none" \
-  </dev/null >"$res/qemu.log" 2>&1 &
-qpid=$!
+  -initrd "$XEN_DOM0_KERNEL console=hvc0 panic=-1 loglevel=4 mitigations=off rdinit=/init,$res/dom0-initrd.gz"
 say "qemu pid $qpid: Xen 4.17 + dom0 $VM_KVER, $res"
 
 # dom0's output (TAP), streamed as the share receives it; every byte exactly once, the rest at the end.
@@ -176,7 +144,6 @@ flush_output() {
   fi
 }
 
-elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 console_tail() {
   echo "# --- qemu's stderr:"
   tail -n 20 "$res/qemu.log" | sed 's/^/#   /'
@@ -184,41 +151,10 @@ console_tail() {
   tail -n 60 "$res/console.log" 2>/dev/null | tr -d '\r' | sed 's/^/#   /'
 }
 
-vmfail=
-booted=
-while [[ ! -f $res/rc ]]; do
-  now=$(elapsed)
-  if [[ -z $booted && -f $res/booted ]]; then
-    booted=$now
-    say "dom0 reached stage 2 after ${booted} s"
-  fi
-  if ! kill -0 "$qpid" 2>/dev/null; then
-    [[ -f $res/rc ]] && break
-    wait "$qpid"
-    vmfail="qemu exited ($?) after $now s without a result"
-    break
-  fi
-  if [[ -z $booted ]] && awk -v n="$now" -v t="$boot_timeout" 'BEGIN { exit !(n > t) }'; then
-    vmfail="dom0 did not reach its stage 2 within ${boot_timeout} s (XT_BOOT_TIMEOUT)"
-    break
-  fi
-  if awk -v n="$now" -v t="$timeout_all" 'BEGIN { exit !(n > t) }'; then
-    vmfail="the run did not finish within ${timeout_all} s (XT_TIMEOUT)"
-    break
-  fi
-  flush_output
-  sleep 0.5
-done
+qemu_wait "$res" dom0 XT "$boot_timeout" "$timeout_all" 0.5 flush_output
 total=$(elapsed)
 # Xen powers the machine off after dom0 does, but qemu does not always exit: kill it by its PID.
-for _ in $(seq 1 20); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.25; done
-if kill -0 "$qpid" 2>/dev/null; then
-  kill "$qpid" 2>/dev/null
-  sleep 0.5
-  kill -9 "$qpid" 2>/dev/null
-fi
-wait "$qpid" 2>/dev/null
-qpid=
+qemu_stop 20 0.25
 flush_output
 
 rc=$(cat "$res/rc" 2>/dev/null)
