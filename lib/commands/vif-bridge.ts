@@ -60,8 +60,10 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
 async function observeGuard(env: NodeJS.ProcessEnv, dev: string): Promise<XtablesGuard | undefined> {
   if (!xtablesOnNft(env)) return undefined;
   const r = await run(guardListing(chainName(dev)));
-  // A listing that did not run says nothing: the plan falls back to removal by rule text.
-  return r.exitCode === 0 ? parseGuardListing(r.stdout, chainName(dev)) : undefined;
+  // A listing that did not run, or showed no chain at all, proves nothing: the plan then removes
+  // by rule text, which finds whatever is there.
+  const seen = r.exitCode === 0 ? parseGuardListing(r.stdout, chainName(dev)) : undefined;
+  return seen && seen.listed > 0 ? seen : undefined;
 }
 
 export function vifBridge(ctx: VifContext): Promise<number> {

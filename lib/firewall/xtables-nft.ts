@@ -32,6 +32,8 @@ const OWN_TABLES: ReadonlyArray<readonly [family: string, table: string]> = [
 ];
 
 export interface XtablesGuard {
+  /** How many chains the listing showed: none means it said nothing (so it proves no absence). */
+  listed: number;
   /** Rules in built-in chains that jump to the vif's chain: deleted by handle. */
   jumps: Array<{ family: string; table: string; chain: string; handle: number }>;
   /** Where the vif's own chain exists: flushed, then deleted. */
@@ -96,7 +98,7 @@ function jumpTarget(expr: unknown[] | undefined): string | undefined {
 
 /** What `guardListing` printed, reduced to the guard's pieces; lines that are no JSON are skipped. */
 export function parseGuardListing(stdout: string, chain: string): XtablesGuard {
-  const found: XtablesGuard = { jumps: [], chains: [] };
+  const found: XtablesGuard = { listed: 0, jumps: [], chains: [] };
   const builtin = new Set(BUILTIN.map(([f, t, c]) => `${f} ${t} ${c}`));
   for (const line of stdout.split('\n')) {
     // From the first brace: a terminal's escape sequence may come before it.
@@ -109,6 +111,7 @@ export function parseGuardListing(stdout: string, chain: string): XtablesGuard {
       continue;
     }
     for (const o of doc.nftables ?? []) {
+      if (o.chain) found.listed++;
       if (o.chain && o.chain.name === chain) found.chains.push({ family: o.chain.family, table: o.chain.table });
       const r = o.rule;
       if (r && builtin.has(`${r.family} ${r.table} ${r.chain}`) && jumpTarget(r.expr) === chain) {

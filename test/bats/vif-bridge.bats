@@ -459,6 +459,23 @@ wrap_tools() {
   assert_no_guard_at_all
 }
 
+@test "offline whose nft listing shows nothing (an nft that prints no JSON): the restores, nothing left" {
+  [[ $(readlink -f "$(command -v iptables)") == *nft* ]] || skip "iptables here is not the nft variant"
+  vb_dom0
+  vb_guest 1 0
+  run vb_online 1 0
+  assert_success
+  local dir="$BATS_TEST_TMPDIR/mute"
+  mkdir -p "$dir"
+  printf '#!/bin/sh\ncase " $* " in *" -i "*) cat >/dev/null; exit 0;; esac\nexec %s "$@"\n' "$(command -v nft)" >"$dir/nft"
+  chmod +x "$dir/nft"
+  PATH="$dir:$PATH" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  assert_no_guard_at_all
+}
+
 @test "offline where the tools are not nft's by name: the three restores, nothing left" {
   vb_dom0
   vb_guest 1 0

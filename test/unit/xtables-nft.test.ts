@@ -35,7 +35,8 @@ test('the listing: jumps to the vif chain from built-in chains, and where that c
     { family: 'bridge', table: 'filter', chain: 'INPUT', handle: 7 },
   ]);
   assert.deepEqual(g.chains, [{ family: 'ip', table: 'filter' }, { family: 'bridge', table: 'filter' }]);
-  assert.deepEqual(parseGuardListing('not json\n{broken', 'XNH-vif1.0'), { jumps: [], chains: [] });
+  assert.equal(g.listed, 4, 'four chains listed (one listing failed)');
+  assert.deepEqual(parseGuardListing('not json\n{broken', 'XNH-vif1.0'), { listed: 0, jumps: [], chains: [] });
 });
 
 test('the listing is one nft process that cannot touch root\'s history file', () => {
@@ -60,7 +61,7 @@ test('offline plan: one nft command when the guard was listed, nothing when ther
   const seen = parseGuardListing(listing, 'XNH-vif1.0');
   const fw = (p: ReturnType<typeof planOffline>) => p.steps.find((s) => s.id === 'firewall')?.run.map((c) => c.argv.join(' '));
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, seen)), ['nft -f -']);
-  assert.equal(fw(planOffline('vif1.0', 'iptables', true, { jumps: [], chains: [] })), undefined);
+  assert.equal(fw(planOffline('vif1.0', 'iptables', true, { listed: 6, jumps: [], chains: [] })), undefined);
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true)), [
     'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush']);
   assert.deepEqual(fw(planOffline('vif1.0', 'nft', true, seen)), ['nft -f -'], 'firewall=nft keeps its own removal');
