@@ -3,7 +3,7 @@
 # Prints tables; never part of `npm test`, and asserts nothing about time.
 #
 #   bash bench/run.sh            the full run (3-5 min on 2 cores, more on a loaded machine), raw output kept in
-#                                bench/results/<date>.txt
+#                                bench/results/<date>.txt (<date>-<HHMM>.txt if that exists)
 #   bash bench/run.sh --quick    fewer repetitions and smaller rulesets (a try-out, ~1 min);
 #                                its output goes to .cache/bench-quick.txt (not kept)
 #   BENCH_OUT=FILE               write the raw output there instead
@@ -145,6 +145,8 @@ if [[ -n $quick ]]; then
   out=${BENCH_OUT:-$root/.cache/bench-quick.txt} # a try-out: not kept
 else
   out=${BENCH_OUT:-$root/bench/results/$date_s.txt}
+  # A second run on the same day keeps the first (the README may cite it): the time goes in the name.
+  [[ -z ${BENCH_OUT:-} && -e $out ]] && out=$root/bench/results/$date_s-$(date -u +%H%M).txt
 fi
 mkdir -p "$(dirname "$out")"
 
