@@ -489,3 +489,31 @@ wrap_tools() {
   assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
   assert_no_guard_at_all
 }
+
+@test "iptables-legacy (update-alternatives' other choice): the layer-3 guard goes into the legacy tables and offline takes it out by rule text" {
+  local legacy
+  legacy=$(command -v xtables-legacy-multi) || skip "no xtables-legacy-multi here (iptables' legacy variant)"
+  local dir="$BATS_TEST_TMPDIR/legacy" t
+  mkdir -p "$dir"
+  # The multi-call binary acts on the name it is called by, as Debian's alternatives make it.
+  for t in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do ln -s "$legacy" "$dir/$t"; done
+  vb_dom0
+  vb_guest 1 0
+  PATH="$dir:$PATH" run vb_online 1 0
+  assert_success
+  local saved
+  saved=$(ip netns exec "$DOM0" "$dir/iptables-save"; ip netns exec "$DOM0" "$dir/ip6tables-save")
+  grep -qE -- '^-A FORWARD -m physdev --physdev-in vif1\.0 --physdev-is-bridged .*-j XNH-vif1\.0$' <<<"$saved" || fail "no FORWARD jump in the legacy tables: $saved"
+  grep -qE -- '^-A PREROUTING -m physdev --physdev-in vif1\.0 .*-j XNH-vif1\.0$' <<<"$saved" || fail "no raw jump in the legacy tables: $saved"
+  assert_equal "$(grep -c -- '^-A XNH-vif1.0 -j NOTRACK$' <<<"$saved")" 2
+  # Nothing of ours in the nft-backed iptables tables; the layer-2 guard is ebtables' as ever.
+  assert_equal "$(ip netns exec "$DOM0" sh -c 'iptables-save; ip6tables-save' | grep -c 'XNH-' || :)" 0
+  ip netns exec "$DOM0" ebtables-save | grep -qF -- '-A FORWARD -i vif1.0 -j XNH-vif1.0' || fail "no ebtables guard"
+  PATH="$dir:$PATH" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  saved=$(ip netns exec "$DOM0" "$dir/iptables-save"; ip netns exec "$DOM0" "$dir/ip6tables-save")
+  grep -qE 'XNH-|xen-nethooks' <<<"$saved" && fail "left in the legacy tables: $saved"
+  assert_no_guard_at_all
+}
