@@ -1,7 +1,7 @@
 /** vif-bridge's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-bridge.ts. */
 import { run } from '../exec.ts';
 import { chainName, type FirewallBackend } from '../firewall/guard.ts';
-import { guardListing, parseGuardListing, xtablesOnNft, type XtablesGuard } from '../firewall/xtables-nft.ts';
+import { observeXtablesGuard } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
 import { planOffline, planOnline, targetName, xenbrAlias, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
@@ -56,16 +56,6 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
   return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
 }
 
-/** The iptables-backend guard of `dev` as nft lists it, where the tools are the nft variants. */
-async function observeGuard(env: NodeJS.ProcessEnv, dev: string): Promise<XtablesGuard | undefined> {
-  if (!xtablesOnNft(env)) return undefined;
-  const r = await run(guardListing(chainName(dev)));
-  // A listing that did not run, or showed no chain at all, proves nothing: the plan then removes
-  // by rule text, which finds whatever is there.
-  const seen = r.exitCode === 0 ? parseGuardListing(r.stdout, chainName(dev)) : undefined;
-  return seen && seen.listed > 0 ? seen : undefined;
-}
-
 export function vifBridge(ctx: VifContext): Promise<number> {
   const store = new StateStore<VifBridgeRecord>(ctx.env, NAME);
   return runVifHook<VifBridgeRecord>(ctx, {
@@ -96,7 +86,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const dev = record?.dev ?? targetName(req);
       const firewall = record?.firewall ?? req.firewall;
       return {
-        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeGuard(ctx.env, dev) : undefined),
+        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables']) : undefined),
         dev,
         hookVars: { bridge: record?.bridge ?? req.bridge ?? '', ip: req.ip.join(' ') },
       };

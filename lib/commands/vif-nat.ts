@@ -1,5 +1,6 @@
 /** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/nat.ts. */
 import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
+import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
 import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
@@ -80,11 +81,12 @@ export function vifNat(ctx: VifContext): Promise<number> {
       const dnsmasqPid = pidOf(files);
       if (record) {
         const { layout } = record;
-        return { plan: planVifNatOffline(layout, dnsmasqPid), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
+        const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
+        return { plan: planVifNatOffline(layout, dnsmasqPid, seen), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
       }
       const o = withXenstore(ctx, call.xs, ['vifname']);
       const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
-      const plan = planBlindOffline(dev);
+      const plan = planBlindOffline(dev, await observeSourceGuard(ctx.env, dev));
       if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));
       return { plan, dev, hookVars: { ip: '' } };
     },

@@ -1,4 +1,5 @@
 /** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/route.ts. */
+import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost, type HostState } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
 import {
@@ -74,12 +75,13 @@ export function vifRoute(ctx: VifContext): Promise<number> {
       if (!record) {
         const o = withXenstore(ctx, call.xs, ['vifname']);
         const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
-        return { plan: planBlindOffline(dev), dev, hookVars: { ip: '' } };
+        return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
       // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.
       const others = [...store.all()].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
       const { layout } = record;
-      return { plan: planRoutedOffline(layout, others), dev: layout.dev, hookVars: { ip: layout.routes.map((r) => r.dst).join(' ') } };
+      const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
+      return { plan: planRoutedOffline(layout, others, seen), dev: layout.dev, hookVars: { ip: layout.routes.map((r) => r.dst).join(' ') } };
     },
   });
 }

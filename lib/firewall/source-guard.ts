@@ -12,6 +12,7 @@
 import type { Command } from '../exec.ts';
 import { chainName, tag } from './guard.ts';
 import { removeInOneGo, restoreCmd } from './iptables.ts';
+import { observeXtablesGuard, type XtablesGuard } from './xtables-nft.ts';
 
 export interface SourceGuard {
   /** The guest's interface as named once online. */
@@ -61,4 +62,9 @@ export function guardRemove(family: 4 | 6, dev: string): Command {
 export function describeSourceGuard(g: SourceGuard): string {
   const all = [...g.ipv4, ...g.ipv6];
   return `only sources ${all.join(' ') || '(none)'}${g.dhcp ? ' and DHCP discovery' : ''} from ${g.dev}`;
+}
+
+/** The guard of `dev` as nft lists it (xtables-nft.ts), so that offline takes it out in one transaction. */
+export function observeSourceGuard(env: NodeJS.ProcessEnv, dev: string): Promise<XtablesGuard | undefined> {
+  return observeXtablesGuard(env, chainName(dev), ['iptables', 'ip6tables']);
 }

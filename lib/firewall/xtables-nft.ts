@@ -14,7 +14,7 @@
  */
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from '../exec.ts';
+import { run, type Command } from '../exec.ts';
 
 /** Where a guard's rules sit: the built-in chains that jump to a vif's chains, per table. */
 const BUILTIN: ReadonlyArray<readonly [family: string, table: string, chain: string]> = [
@@ -61,12 +61,12 @@ export function isNftVariant(realPath: string): boolean {
 }
 
 /**
- * True when all three tools write nftables rules and nft is there to read them (decided from the
- * binaries' names, without running anything).
+ * True when the tools a guard uses all write nftables rules and nft is there to read them
+ * (decided from the binaries' names, without running anything).
  */
-export function xtablesOnNft(env: NodeJS.ProcessEnv): boolean {
+export function xtablesOnNft(env: NodeJS.ProcessEnv, tools: readonly string[]): boolean {
   if (!resolve('nft', env)) return false;
-  return ['iptables', 'ip6tables', 'ebtables'].every((tool) => {
+  return tools.every((tool) => {
     const path = resolve(tool, env);
     return path !== undefined && isNftVariant(path);
   });
@@ -134,4 +134,26 @@ export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: read
     ...g.chains.map((c) => `delete chain ${c.family} ${c.table} ${chain}`),
   ];
   return { argv: ['nft', '-f', '-'], input: lines.join('\n') + '\n', fallback: { when: [''], commands: fallback } };
+}
+
+/**
+ * The guard behind `chain` as nft lists it, where `tools` are the nft variants; undefined where
+ * they are not, or the listing did not run or showed no chain at all: that proves nothing, and
+ * removal by rule text then finds whatever is there.
+ */
+export async function observeXtablesGuard(env: NodeJS.ProcessEnv, chain: string, tools: readonly string[]): Promise<XtablesGuard | undefined> {
+  if (!xtablesOnNft(env, tools)) return undefined;
+  const r = await run(guardListing(chain));
+  const seen = r.exitCode === 0 ? parseGuardListing(r.stdout, chain) : undefined;
+  return seen && seen.listed > 0 ? seen : undefined;
+}
+
+/**
+ * How a guard comes out: in one transaction where it was listed, not at all where the listing
+ * showed none of it (a second offline, or an online that never got that far), else by `restores`.
+ */
+export function guardRemoval(chain: string, seen: XtablesGuard | undefined, restores: readonly Command[]): Command[] {
+  if (!seen) return [...restores];
+  if (!seen.jumps.length && !seen.chains.length) return [];
+  return [removeInOneCommit(chain, seen, restores)];
 }

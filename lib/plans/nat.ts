@@ -23,6 +23,7 @@ import {
 } from '../dhcp/dnsmasq.ts';
 import type { HostState } from '../net/host.ts';
 import { intToIpv4, ipv4InNet, ipv4ToInt, parseIpv4Net } from '../net/ipv4.ts';
+import type { XtablesGuard } from '../firewall/xtables-nft.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
 import { IP_FORWARD, requireUplink, resolveUplink, resolveVifName, routedVifSteps, routeMetric, sysctlStep, type RoutedVif } from './route.ts';
 import { planRelease, type StartRecord } from './shared-steps.ts';
@@ -191,8 +192,8 @@ function dhcpStep(v: NatVif, dnsmasqPid: number | undefined): Step[] {
     [removeHostEntry(file), ...(dnsmasqPid !== undefined ? [reloadHosts(dnsmasqPid)] : [])])];
 }
 
-export function natVifSteps(v: NatVif, dnsmasqPid: number | undefined): Step[] {
-  return [...routedVifSteps(v), ...dhcpStep(v, dnsmasqPid)];
+export function natVifSteps(v: NatVif, dnsmasqPid: number | undefined, seen?: XtablesGuard): Step[] {
+  return [...routedVifSteps(v, seen), ...dhcpStep(v, dnsmasqPid)];
 }
 
 function wantsDhcp(req: VifNatRequest, network: NatNetwork | undefined): DnsmasqFiles | undefined {
@@ -241,8 +242,9 @@ export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved, report
   return { layout, addressing: addr, plan: { steps } as Plan, warnings, mtu };
 }
 
-export function planVifNatOffline(v: NatVif, dnsmasqPid: number | undefined): Plan {
-  return reversePlan(natVifSteps(v, dnsmasqPid));
+/** `seen`: the source guard as nft listed it (xtables-nft.ts). */
+export function planVifNatOffline(v: NatVif, dnsmasqPid: number | undefined, seen?: XtablesGuard): Plan {
+  return reversePlan(natVifSteps(v, dnsmasqPid, seen));
 }
 
 /** Offline without a record: the hosts-dir file is found by the device name too. */

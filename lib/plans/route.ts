@@ -9,7 +9,9 @@
  */
 import { isValidIfname, ipFamily } from '../cli/values.ts';
 import type { Command } from '../exec.ts';
+import { chainName } from '../firewall/guard.ts';
 import { describeSourceGuard, guardApply, guardRemove, type SourceGuard } from '../firewall/source-guard.ts';
+import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
 import { defaultRouteDevice, findLink, type HostState } from '../net/host.ts';
 import { linkCmd, type Link } from '../net/link.ts';
 import { devSysctl, writeSysctl } from '../net/sysctl.ts';
@@ -132,8 +134,11 @@ const routeSelector = (r: HostRoute, dev: string): string[] =>
 
 const routeKeyOf = (r: HostRoute) => `${r.family}:${r.dst}`;
 
-/** The online steps, in order: the guard is in place before the device comes up. */
-export function routedVifSteps(v: RoutedVif): Step[] {
+/**
+ * The online steps, in order: the guard is in place before the device comes up. `seen`: the
+ * guard as nft listed it (xtables-nft.ts), for an offline that takes it out in one transaction.
+ */
+export function routedVifSteps(v: RoutedVif, seen?: XtablesGuard): Step[] {
   const { dev } = v;
   const steps: Step[] = [];
   if (v.rename) {
@@ -143,7 +148,7 @@ export function routedVifSteps(v: RoutedVif): Step[] {
   if (v.guard) {
     const g = v.guard;
     steps.push(step('guard', `guard ${dev}: ${describeSourceGuard(g)}`,
-      [guardApply(4, g), guardApply(6, g)], [guardRemove(4, dev), guardRemove(6, dev)]));
+      [guardApply(4, g), guardApply(6, g)], guardRemoval(chainName(dev), seen, [guardRemove(4, dev), guardRemove(6, dev)])));
   }
   if (v.mtu) {
     steps.push(step('mtu', `set ${dev}'s MTU to ${v.mtu.want}`, [linkCmd.mtu(dev, v.mtu.want)], [tolerant(linkCmd.mtu(dev, v.mtu.was))]));
@@ -172,15 +177,15 @@ export function routedVifSteps(v: RoutedVif): Step[] {
  * The routed offline: online's steps reversed. IPv6 proxy entries another online guest
  * interface still needs (an HVM guest's emulated and PV NIC share addresses) stay.
  */
-export function planRoutedOffline(v: RoutedVif, stillNeeded: readonly string[] = []): Plan {
-  return reversePlan(routedVifSteps({ ...v, ndpProxies: v.ndpProxies.filter((p) => !stillNeeded.includes(p.addr)) }));
+export function planRoutedOffline(v: RoutedVif, stillNeeded: readonly string[] = [], seen?: XtablesGuard): Plan {
+  return reversePlan(routedVifSteps({ ...v, ndpProxies: v.ndpProxies.filter((p) => !stillNeeded.includes(p.addr)) }, seen));
 }
 
 /** Offline without a record of online (state lost): what the device name alone finds. */
-export function planBlindOffline(dev: string): Plan {
+export function planBlindOffline(dev: string, seen?: XtablesGuard): Plan {
   return {
     steps: [
-      step('guard', `remove ${dev}'s source guard`, [guardRemove(4, dev), guardRemove(6, dev)], []),
+      step('guard', `remove ${dev}'s source guard`, guardRemoval(chainName(dev), seen, [guardRemove(4, dev), guardRemove(6, dev)]), []),
       step('down', `bring ${dev} down`, [tolerant(linkCmd.down(dev))], []),
     ],
   };

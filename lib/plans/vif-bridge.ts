@@ -8,7 +8,7 @@ import { ebtablesApply, ebtablesRemove } from '../firewall/ebtables.ts';
 import { chainName, splitAddresses, tag, type FirewallBackend, type VifGuard } from '../firewall/guard.ts';
 import { l3Apply, l3Remove } from '../firewall/iptables.ts';
 import { nftApply, nftRemove } from '../firewall/nft.ts';
-import { removeInOneCommit, type XtablesGuard } from '../firewall/xtables-nft.ts';
+import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
 import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
@@ -208,11 +208,7 @@ export function describeGuard(g: VifGuard): string {
 export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard): Plan {
   const steps: Step[] = [];
   const restores = firewallRemoval(firewall, dev, notrack);
-  let fw = restores;
-  if (firewall === 'iptables' && seen) {
-    // Nothing listed: there is no guard to remove (a second offline, or online never got that far).
-    fw = seen.jumps.length || seen.chains.length ? [removeInOneCommit(chainName(dev), seen, restores)] : [];
-  }
+  const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores) : restores;
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));

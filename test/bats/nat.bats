@@ -217,6 +217,8 @@ stop's log: $(grep -F '"command":"stop"' "$XEN_NETHOOKS_LOG" | cut -c1-400)"
   assert_output --partial "10.0.3.134/32"
   run rt_vif vif-nat offline 3 1
   assert_success
+  # Where iptables and ip6tables are nft's, the source guard comes out in one nft transaction.
+  [[ $(readlink -f "$(command -v iptables)") != *nft* ]] || assert_equal "$(logged_cmds offline undo-guard)" "nft -f -"
   assert_snap before
   assert_leftovers before "after offline"
   [[ -z $(ls -A "$(dnsmasq_dir)/hosts.d") ]]

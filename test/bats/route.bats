@@ -151,6 +151,12 @@ routed_guest() {
   assert_success
   run rt_vif vif-route offline 1 0
   assert_success
+  # Where iptables and ip6tables are nft's, the guard comes out in one nft transaction.
+  if [[ $(readlink -f "$(command -v iptables)") == *nft* ]]; then
+    assert_equal "$(logged_cmds offline undo-guard)" "nft -f -"
+  else
+    assert_equal "$(logged_cmds offline undo-guard)" $'iptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  fi
   # Guest 2 is untouched by guest 1's offline.
   run ip -n "$DOM0" route show 192.0.2.20
   assert_output --partial "dev vif2.0"
@@ -275,6 +281,7 @@ routed_guest() {
   rm -f "$XEN_NETHOOKS_STATE_DIR"/netns-*/vif-route.*
   run rt_vif vif-route offline 1 0
   assert_success
+  [[ $(readlink -f "$(command -v iptables)") != *nft* ]] || assert_equal "$(logged_cmds offline guard)" "nft -f -"
   run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
   assert_failure
   run ip netns exec "$DOM0" ip6tables -t raw -S XNH-vif1.0

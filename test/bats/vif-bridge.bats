@@ -280,7 +280,7 @@ $rules"
     # The whole guard out in one nft transaction.
     assert_equal "$(offline_firewall_cmds)" "nft -f -"
   else
-    assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+    assert_equal "$(offline_firewall_cmds)" "$RESTORES"
   fi
   assert_equal "$(ls -A "$BATS_TEST_TMPDIR/home")" ""
   assert_no_rules vif1.0
@@ -420,14 +420,9 @@ EOF
   assert_guarded vif3.0
 }
 
-# The commands the firewall step of the last offline in the hotplug log ran, one per line.
+# The commands the firewall step of the last offline ran, one per line.
 offline_firewall_cmds() {
-  node -e '
-    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    const last = lines.map((l, i) => [l, i]).filter(([l]) => l.command === "offline" && l.msg === "plan done").pop();
-    const start = last ? lines.slice(0, last[1]).map((l) => l.command).lastIndexOf("online") + 1 : 0;
-    for (const l of lines.slice(start, last ? last[1] : 0)) if (l.step === "firewall" && l.cmd) console.log(l.cmd.split(" <<")[0]);
-  ' "$XEN_NETHOOKS_LOG"
+  logged_cmds offline firewall
 }
 
 # wrap_tools DIR: iptables, ip6tables and ebtables on a PATH entry of their own, as scripts that
@@ -441,38 +436,43 @@ wrap_tools() {
   done
 }
 
-@test "offline whose one nft transaction is refused: the restores remove the guard instead" {
+# The three restores of the iptables backend's removal by rule text, as offline_firewall_cmds lists them.
+RESTORES=$'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+
+# nft_in_front NAME LINE: a directory (printed) holding an `nft` that runs the shell LINE first,
+# then the real nft; for PATH, to make nft misbehave one way.
+nft_in_front() {
+  local dir="$BATS_TEST_TMPDIR/$1"
+  mkdir -p "$dir"
+  printf '#!/bin/sh\n%s\nexec %s "$@"\n' "$2" "$(command -v nft)" >"$dir/nft"
+  chmod +x "$dir/nft"
+  echo "$dir"
+}
+
+# offline_with_nft NAME LINE: online vif1.0, then offline with nft_in_front NAME LINE on PATH.
+offline_with_nft() {
   [[ $(readlink -f "$(command -v iptables)") == *nft* ]] || skip "iptables here is not the nft variant"
   vb_dom0
   vb_guest 1 0
   run vb_online 1 0
   assert_success
-  # nft that lists, but refuses every batch (as if a rule changed between listing and removal).
-  local dir="$BATS_TEST_TMPDIR/refusing"
-  mkdir -p "$dir"
-  printf '#!/bin/sh\n[ "$1" = -f ] && { echo "Error: Could not process rule: No such file or directory" >&2; exit 1; }\nexec %s "$@"\n' "$(command -v nft)" >"$dir/nft"
-  chmod +x "$dir/nft"
+  local dir
+  dir=$(nft_in_front "$1" "$2")
   PATH="$dir:$PATH" run vb_offline 1 0
   assert_success
   refute_output --partial warning
-  assert_equal "$(offline_firewall_cmds)" $'nft -f -\nebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+}
+
+@test "offline whose one nft transaction is refused: the restores remove the guard instead" {
+  # nft that lists, but refuses every batch (as if a rule changed between listing and removal).
+  offline_with_nft refusing '[ "$1" = -f ] && { echo "Error: Could not process rule: No such file or directory" >&2; exit 1; }'
+  assert_equal "$(offline_firewall_cmds)" $'nft -f -\n'"$RESTORES"
   assert_no_guard_at_all
 }
 
 @test "offline whose nft listing shows nothing (an nft that prints no JSON): the restores, nothing left" {
-  [[ $(readlink -f "$(command -v iptables)") == *nft* ]] || skip "iptables here is not the nft variant"
-  vb_dom0
-  vb_guest 1 0
-  run vb_online 1 0
-  assert_success
-  local dir="$BATS_TEST_TMPDIR/mute"
-  mkdir -p "$dir"
-  printf '#!/bin/sh\ncase " $* " in *" -i "*) cat >/dev/null; exit 0;; esac\nexec %s "$@"\n' "$(command -v nft)" >"$dir/nft"
-  chmod +x "$dir/nft"
-  PATH="$dir:$PATH" run vb_offline 1 0
-  assert_success
-  refute_output --partial warning
-  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  offline_with_nft mute 'case " $* " in *" -i "*) cat >/dev/null; exit 0;; esac'
+  assert_equal "$(offline_firewall_cmds)" "$RESTORES"
   assert_no_guard_at_all
 }
 
@@ -486,7 +486,7 @@ wrap_tools() {
   PATH="$BATS_TEST_TMPDIR/wrapped:$PATH" run vb_offline 1 0
   assert_success
   refute_output --partial warning
-  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  assert_equal "$(offline_firewall_cmds)" "$RESTORES"
   assert_no_guard_at_all
 }
 
@@ -512,7 +512,7 @@ wrap_tools() {
   PATH="$dir:$PATH" run vb_offline 1 0
   assert_success
   refute_output --partial warning
-  assert_equal "$(offline_firewall_cmds)" $'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+  assert_equal "$(offline_firewall_cmds)" "$RESTORES"
   saved=$(ip netns exec "$DOM0" "$dir/iptables-save"; ip netns exec "$DOM0" "$dir/ip6tables-save")
   grep -qE 'XNH-|xen-nethooks' <<<"$saved" && fail "left in the legacy tables: $saved"
   assert_no_guard_at_all

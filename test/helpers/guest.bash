@@ -48,6 +48,8 @@ load "$VB_ROOT/node_modules/bats-assert/load"
 source "$VB_ROOT/test/xenstored/xenstored.bash"
 # shellcheck source=netns.bash
 source "$VB_ROOT/test/helpers/netns.bash"
+# shellcheck source=hotplug-log.bash
+source "$VB_ROOT/test/helpers/hotplug-log.bash"
 
 VB_SPOOF="$VB_ROOT/test/helpers/spoof.py"
 VB_LOCKING="$VB_ROOT/test/helpers/locking.sh"

@@ -28,6 +28,8 @@ load "$NB_ROOT/node_modules/bats-support/load"
 load "$NB_ROOT/node_modules/bats-assert/load"
 # shellcheck source=netns.bash
 source "$NB_HELPERS/netns.bash"
+# shellcheck source=hotplug-log.bash
+source "$NB_HELPERS/hotplug-log.bash"
 
 # dom0's configuration in topo_dom0_lan, for assertions.
 NB_MAC=02:00:00:00:00:05

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { guardListing, isNftVariant, parseGuardListing, removeInOneCommit } from '../../lib/firewall/xtables-nft.ts';
+import { guardListing, guardRemoval, isNftVariant, parseGuardListing, removeInOneCommit } from '../../lib/firewall/xtables-nft.ts';
+import { planBlindOffline } from '../../lib/plans/route.ts';
 import { planOffline, planOnline } from '../../lib/plans/vif-bridge.ts';
 
 // What nft 1.0.6 prints for `list chain …` in interactive JSON mode: a document per line. The
@@ -82,4 +83,15 @@ test('the invariant the removal rests on: the built-in chains get nothing but ju
   const builtin = scripts.flatMap((s) => s.split('\n')).filter((l) => /^-[AI] (FORWARD|INPUT|PREROUTING)\b/.test(l));
   assert.equal(builtin.length, 2 + 2 + 2 + 2, 'ebtables FORWARD+INPUT, FORWARD in and out and PREROUTING for each of iptables and ip6tables');
   for (const l of builtin) assert.match(l, / -j XNH-vif1\.0$/);
+});
+
+test('guardRemoval: the restores when not looked at, nothing when nothing was listed, else one transaction; the routed offline uses it', () => {
+  const restores = [{ argv: ['iptables-restore'] }, { argv: ['ip6tables-restore'] }];
+  const seen = parseGuardListing(listing, 'XNH-vif1.0');
+  assert.deepEqual(guardRemoval('XNH-vif1.0', undefined, restores), restores);
+  assert.deepEqual(guardRemoval('XNH-vif1.0', { listed: 3, jumps: [], chains: [] }, restores), []);
+  assert.deepEqual(guardRemoval('XNH-vif1.0', seen, restores).map((c) => c.argv.join(' ')), ['nft -f -']);
+  const blind = planBlindOffline('vif1.0', seen).steps.find((s) => s.id === 'guard');
+  assert.deepEqual(blind?.run.map((c) => c.argv.join(' ')), ['nft -f -']);
+  assert.deepEqual(planBlindOffline('vif1.0').steps.find((s) => s.id === 'guard')?.run.map((c) => c.argv[0]), ['iptables-restore', 'ip6tables-restore']);
 });
