@@ -1,10 +1,11 @@
 /**
- * A vif's iptables-backend guard (ebtables.ts, iptables.ts) as nftables sees it, on hosts whose
- * iptables, ip6tables and ebtables are the nft variants (Debian's default): so that offline takes
- * the whole guard out in one nft transaction instead of three restores.
+ * A vif's guard as written with ebtables, iptables and ip6tables (ebtables.ts and iptables.ts for
+ * vif-bridge, source-guard.ts for vif-route and vif-nat) as nftables sees it, on hosts where those
+ * tools are the nft variants (Debian's default): so that offline takes the whole guard out in one
+ * nft transaction instead of a restore per tool.
  *
  * Why: the kernel frees deleted rules after an RCU grace period, and the first process to close
- * its nfnetlink socket after a deleting commit waits for it (18-30 ms here), holding the nftables
+ * its nfnetlink socket after a deleting commit waits for it (15-30 ms here), holding the nftables
  * commit lock. Three deleting restores wait three times, one after the other; one nft transaction
  * that deletes everything waits once.
  *
@@ -55,7 +56,7 @@ function resolve(program: string, env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-/** util-linux-style multi-call binaries and Debian's alternatives name the nft variant so. */
+/** iptables' multi-call binary, or the per-tool names Debian's alternatives point at. */
 export function isNftVariant(realPath: string): boolean {
   return /(^|\/)(xtables-nft-multi|(ip6?|eb)tables-nft)$/.test(realPath);
 }
