@@ -145,8 +145,18 @@ export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: read
 export async function observeXtablesGuard(env: NodeJS.ProcessEnv, chain: string, tools: readonly string[]): Promise<XtablesGuard | undefined> {
   if (!xtablesOnNft(env, tools)) return undefined;
   const r = await run(guardListing(chain));
-  const seen = r.exitCode === 0 ? parseGuardListing(r.stdout, chain) : undefined;
+  const seen = r.exitCode === 0 && listingComplete(r.stderr) ? parseGuardListing(r.stdout, chain) : undefined;
   return seen && seen.listed > 0 ? seen : undefined;
+}
+
+/**
+ * Each chain that does not exist costs the listing one "No such file or directory". Any other
+ * complaint means nft could not read something that is there (an expression an older nft does
+ * not know, say), and a partial listing must not decide what is removed: a jump it missed would
+ * stay behind while the rest went.
+ */
+export function listingComplete(stderr: string): boolean {
+  return stderr.split('\n').filter((l) => l.startsWith('Error:')).every((l) => l.startsWith('Error: No such file or directory'));
 }
 
 /**

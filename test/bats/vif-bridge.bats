@@ -476,6 +476,12 @@ offline_with_nft() {
   assert_no_guard_at_all
 }
 
+@test "offline whose nft listing also complains of something it could not read: not trusted, the restores" {
+  offline_with_nft partial 'case " $* " in *" -i "*) echo "Error: unknown expression type xt" >&2;; esac'
+  assert_equal "$(offline_firewall_cmds)" "$RESTORES"
+  assert_no_guard_at_all
+}
+
 @test "offline where the tools are not nft's by name: the three restores, nothing left" {
   vb_dom0
   vb_guest 1 0

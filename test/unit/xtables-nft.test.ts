@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { guardListing, guardRemoval, isNftVariant, parseGuardListing, removeInOneCommit } from '../../lib/firewall/xtables-nft.ts';
+import { guardListing, guardRemoval, isNftVariant, listingComplete, parseGuardListing, removeInOneCommit } from '../../lib/firewall/xtables-nft.ts';
 import { planBlindOffline } from '../../lib/plans/route.ts';
 import { planOffline, planOnline } from '../../lib/plans/vif-bridge.ts';
 
@@ -94,4 +94,12 @@ test('guardRemoval: the restores when not looked at, nothing when nothing was li
   const blind = planBlindOffline('vif1.0', seen).steps.find((s) => s.id === 'guard');
   assert.deepEqual(blind?.run.map((c) => c.argv.join(' ')), ['nft -f -']);
   assert.deepEqual(planBlindOffline('vif1.0').steps.find((s) => s.id === 'guard')?.run.map((c) => c.argv[0]), ['iptables-restore', 'ip6tables-restore']);
+});
+
+test('a listing is complete when its only complaints are chains that do not exist', () => {
+  assert.ok(listingComplete(''));
+  assert.ok(listingComplete('Error: No such file or directory\nlist chain ip raw XNH-vif1.0\n                  ^^^^^^^^^^\n'));
+  assert.ok(listingComplete("Error: No such file or directory; did you mean table 'filter' in family bridge?\n"));
+  assert.ok(!listingComplete('Error: No such file or directory\nError: unknown expression type match\n'));
+  assert.ok(!listingComplete('Error: Could not process rule: Operation not supported\n'));
 });
