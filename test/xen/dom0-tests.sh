@@ -262,6 +262,17 @@ xl_do() {
   return $rc
 }
 xl_errors() { grep -E 'error|died|script:' "$L/xl-$1.log" 2>/dev/null | grep -v 'debug:' | tail -n "${2:-4}" | cut -c1-300 | tr '\n' ' '; }
+
+# check_two_vifs_online NAME D RC: what every `xl create` of a guest with two vif-bridge NICs is
+# checked for first: xl exited 0, the domain exists, and for vifD.0 and vifD.1 our online ran to
+# its end and the backend says connected.
+check_two_vifs_online() {
+  local name=$1 d=$2 rc=$3 i
+  check "xl create exited $rc: $(xl_errors "create-$name")" eq "$rc" 0
+  check "no domain $name" nonzero "${#d}"
+  for i in 0 1; do check "no 'plan done' of vif-bridge online vif$d.$i in xen-hotplug.log" hook_done vif-bridge "vif$d.$i" online; done
+  for i in 0 1; do check "backend/vif/$d/$i/hotplug-status is not connected" xs_is "$BE/$d/$i/hotplug-status" connected; done
+}
 domid_of() { "$XL" domid "$1" 2>/dev/null; }
 lines_of() { wc -l <"$1" 2>/dev/null || echo 0; }
 
@@ -402,12 +413,7 @@ scenario_a() {
   xenstore-ls -f "$BE/$d" >"$L/xt-a-backend.txt" 2>&1
 
   begin a-online
-  check "xl create exited $rc: $(xl_errors create-xt-a)" eq "$rc" 0
-  check "no domain xt-a" nonzero "${#d}"
-  check "no 'plan done' of vif-bridge online vif$d.0 in xen-hotplug.log" hook_done vif-bridge "vif$d.0" online
-  check "no 'plan done' of vif-bridge online vif$d.1 in xen-hotplug.log" hook_done vif-bridge "vif$d.1" online
-  check "backend/vif/$d/0/hotplug-status is not connected" xs_is "$BE/$d/0/hotplug-status" connected
-  check "backend/vif/$d/1/hotplug-status is not connected" xs_is "$BE/$d/1/hotplug-status" connected
+  check_two_vifs_online xt-a "$d" "$rc"
   check "vif$d.0 is not a port of xenbr0" is_port "vif$d.0" xenbr0
   finish "hook_errors vif$d.0" "hook_errors vif$d.1"
   if [[ -z $d ]]; then fail_rest a "guest xt-a was not created"; destroy_guest xt-a; return; fi
@@ -672,12 +678,7 @@ scenario_nft() {
   echo "$nft_now" >"$L/nft-xt-d-online.txt"
   FW=$({ ebtables-save; iptables-save; ip6tables-save; } 2>/dev/null)
   begin nft-online
-  check "xl create exited $rc: $(xl_errors create-xt-d)" eq "$rc" 0
-  check "no domain xt-d" nonzero "${#d}"
-  check "no 'plan done' of vif-bridge online vif$d.0 in xen-hotplug.log" hook_done vif-bridge "vif$d.0" online
-  check "no 'plan done' of vif-bridge online vif$d.1 in xen-hotplug.log" hook_done vif-bridge "vif$d.1" online
-  check "backend/vif/$d/0/hotplug-status is not connected" xs_is "$BE/$d/0/hotplug-status" connected
-  check "backend/vif/$d/1/hotplug-status is not connected" xs_is "$BE/$d/1/hotplug-status" connected
+  check_two_vifs_online xt-d "$d" "$rc"
   check "vif$d.0 is not a port of xenbr0" is_port "vif$d.0" xenbr0
   check "vif$d.1 is not a port of xenbr1" is_port "vif$d.1" xenbr1
   check "nft table bridge xen-nethooks has no chain vif-vif$d.0" has "$nft_now" "chain vif-vif$d.0 {"
