@@ -15,7 +15,7 @@ const spec: HookSpec = {
   options: [
     TYPE_IF,
     { key: 'bridge', type: { kind: 'ifname' }, description: 'Bridge to attach to (xenstore `bridge` wins). Default: the first bridge; xenbrN falls back to ethN when only that exists.' },
-    { key: 'ip', type: { kind: 'cidrs' }, description: "The guest's addresses (xenstore `ip` wins); the only source addresses it may use." },
+    { key: 'ip', type: { kind: 'guest-ips' }, description: "The guest's addresses (xenstore `ip` wins); the only source addresses it may use." },
     { key: 'mac', type: { kind: 'mac' }, description: "The guest's MAC (xenstore `mac` wins); the only source MAC it may use." },
     { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's." },
     { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },

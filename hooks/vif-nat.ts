@@ -17,7 +17,7 @@ const spec: HookSpec = {
     TYPE_IF,
     {
       key: 'ip',
-      type: { kind: 'cidrs' },
+      type: { kind: 'guest-ips', netmask: true },
       description: "The guest's IPv4 address, with the prefix length it is handed (default /16) (xenstore `ip` wins). Default: 10.<domid/256>.<domid%256>.<handle+1>/16, as the original. dom0's end, the guest's router, is the address +127 in the last octet.",
     },
     { key: 'mac', type: { kind: 'mac' }, description: "The guest's MAC (xenstore `mac` wins): its DHCP identity." },

@@ -17,7 +17,7 @@ const spec: HookSpec = {
     TYPE_IF,
     {
       key: 'ip',
-      type: { kind: 'cidrs' },
+      type: { kind: 'guest-ips' },
       description: "The guest's addresses or prefixes, IPv4 and IPv6 (xenstore `ip` wins). Required: each gets a host route through the device, and they are the only sources the guest may use.",
     },
     {

@@ -47,7 +47,7 @@ function setOption(spec: HookSpec, inv: Invocation, key: string, raw: string, so
     inv.sources.set(key, source);
   } catch (e) {
     if (!(e instanceof InvalidValue)) throw e;
-    throw new UsageError(`${spec.name}: invalid ${key}=${JSON.stringify(raw)}${where}: expected ${e.message}`);
+    throw new UsageError(`${spec.name}: invalid ${key}=${JSON.stringify(raw)}${where}: ${e.message}`);
   }
 }
 

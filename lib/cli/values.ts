@@ -2,18 +2,19 @@
  * The value types a hook option can have, each with its parser and the sentence an error shows
  * ("what is accepted"), so that every rejection names the key, the value and the fix.
  */
-import { parseIpv4Net } from '../net/ipv4.ts';
+import { guestAddressProblem, PREFIX_FLOOR } from '../net/guest-address.ts';
+import { AddressError, formatPrefix, hostBitsSet, parsePrefix } from '../net/ip.ts';
 
 export type OptionType =
   | { kind: 'ifname'; special?: readonly string[] }
   | { kind: 'bool' }
   | { kind: 'int'; min: number; max: number }
   | { kind: 'enum'; values: readonly string[] }
-  | { kind: 'cidr' }
   | { kind: 'ipv4net' }
   | { kind: 'mac' }
   | { kind: 'vlans' }
-  | { kind: 'cidrs' };
+  /** A guest's addresses (`ip`), checked by guest-address.ts; `netmask`: the prefix is the netmask it is handed. */
+  | { kind: 'guest-ips'; netmask?: boolean };
 
 /** A VLAN to create on dom0's side of a bridge: `30` or `30@192.0.2.1/24`. */
 export interface VlanSpec {
@@ -23,7 +24,15 @@ export interface VlanSpec {
 
 export type OptionValue = string | boolean | number | VlanSpec[] | string[];
 
-export class InvalidValue extends Error {}
+/**
+ * A value the type does not take. The message is complete after "invalid key=value: ": the
+ * reason when there is one more precise than the type, then what is accepted.
+ */
+export class InvalidValue extends Error {
+  constructor(accepted: string, reason?: string) {
+    super(reason ? `${reason}; expected ${accepted}` : `expected ${accepted}`);
+  }
+}
 
 const IFNAME_MAX = 15; // IFNAMSIZ - 1: the kernel refuses longer names
 
@@ -38,16 +47,18 @@ export function describeType(t: OptionType): string {
       return `an integer from ${t.min} to ${t.max}`;
     case 'enum':
       return `one of ${t.values.join(', ')}`;
-    case 'cidr':
-      return 'an IPv4 or IPv6 address with an optional /prefix, e.g. 192.0.2.10/24 or 2001:db8::1/64';
     case 'ipv4net':
-      return 'an IPv4 network with its prefix length and no host bits set, e.g. 10.0.0.0/16';
+      return `an IPv4 network in decimal with its prefix length /${PREFIX_FLOOR[4]}-/32 and no host bits set, e.g. 10.0.0.0/16`;
     case 'mac':
       return 'a MAC address like 00:16:3e:12:34:56';
-    case 'cidrs':
-      return 'addresses separated by spaces or commas, each IPv4 or IPv6 with an optional /prefix, e.g. "192.0.2.10 2001:db8::10/128"';
+    case 'guest-ips':
+      return t.netmask
+        ? `one IPv4 address (four decimal octets 0-255, no leading zeros) with an optional /prefix ${PREFIX_FLOOR[4]}-32 as its netmask, not unspecified, loopback, multicast or broadcast, e.g. 10.0.5.1/16`
+        : 'addresses separated by spaces or commas, each IPv4 (four decimal octets 0-255, no leading zeros) or IPv6 (no zone index), ' +
+          `alone or as a network with a /prefix of at least /${PREFIX_FLOOR[4]} (IPv4) or /${PREFIX_FLOOR[6]} (IPv6) and no host bits set, ` +
+          'not unspecified, loopback, multicast or broadcast, e.g. "192.0.2.10 2001:db8::10"';
     case 'vlans':
-      return 'a comma-separated list of VLAN ids 1-4094, each optionally with @ADDRESS/PREFIX addresses, e.g. 30,40@192.0.2.1/24';
+      return 'a comma-separated list of VLAN ids 1-4094, each optionally with @ADDRESS/PREFIX addresses (IPv4 in decimal without leading zeros, or IPv6), e.g. 30,40@192.0.2.1/24';
   }
 }
 
@@ -55,52 +66,21 @@ export function isValidIfname(v: string): boolean {
   return v.length > 0 && Buffer.byteLength(v) <= IFNAME_MAX && !/[/:\s]/.test(v) && v !== '.' && v !== '..';
 }
 
-function isIPv4(v: string): boolean {
-  const parts = v.split('.');
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
-}
-
-function isIPv6(v: string): boolean {
-  if (!/^[0-9a-fA-F:.]+$/.test(v) || !v.includes(':')) return false;
-  const dbl = v.split('::');
-  if (dbl.length > 2) return false;
-  const groups = (s: string) => (s === '' ? [] : s.split(':'));
-  let head = groups(dbl[0] ?? '');
-  let tail = dbl.length === 2 ? groups(dbl[1] ?? '') : [];
-  const all = [...head, ...tail];
-  let count = all.length;
-  const last = all[all.length - 1];
-  if (last !== undefined && last.includes('.')) {
-    if (!isIPv4(last)) return false;
-    count += 1; // an embedded IPv4 takes two groups
-    if (tail.length) tail = tail.slice(0, -1);
-    else head = head.slice(0, -1);
-  }
-  if (![...head, ...tail].every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return false;
-  return dbl.length === 2 ? count <= 7 : count === 8;
-}
-
-/** `ADDR` or `ADDR/PREFIX`, IPv4 or IPv6. */
-export function isValidCidr(v: string): boolean {
-  const [addr, prefix, extra] = v.split('/');
-  if (addr === undefined || extra !== undefined) return false;
-  const v4 = isIPv4(addr);
-  if (!v4 && !isIPv6(addr)) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (v4 ? 32 : 128);
-}
-
-export function ipFamily(addr: string): 4 | 6 {
-  return addr.includes(':') ? 6 : 4;
-}
-
 export function isValidMac(v: string): boolean {
   return /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v);
 }
 
 export function parseValue(t: OptionType, raw: string): OptionValue {
-  const bad = () => new InvalidValue(describeType(t));
+  const bad = (reason?: string) => new InvalidValue(describeType(t), reason);
+  /** The strict address parser (net/ip.ts), its reason carried into the message. */
+  const prefixOf = (text: string, needPrefix = false) => {
+    try {
+      return parsePrefix(text, needPrefix);
+    } catch (e) {
+      if (e instanceof AddressError) throw bad(e.message);
+      throw e;
+    }
+  };
   switch (t.kind) {
     case 'ifname':
       if (t.special?.includes(raw)) return raw;
@@ -121,22 +101,28 @@ export function parseValue(t: OptionType, raw: string): OptionValue {
     case 'enum':
       if (!t.values.includes(raw)) throw bad();
       return raw;
-    case 'cidr':
-      if (!isValidCidr(raw)) throw bad();
-      return raw;
     case 'ipv4net': {
-      const [addr = '', prefix] = raw.split('/');
-      if (!isIPv4(addr) || prefix === undefined || !isValidCidr(raw)) throw bad();
-      if (parseIpv4Net(raw).network !== addr) throw bad();
-      return raw;
+      const p = prefixOf(raw, true);
+      if (p.family !== 4) throw bad(`${raw} is not IPv4`);
+      if (hostBitsSet(p)) throw bad(`${raw} has host bits set`);
+      if ((p.prefix as number) < PREFIX_FLOOR[4]) throw bad(`a /${p.prefix} is shorter than /${PREFIX_FLOOR[4]}`);
+      return formatPrefix(p);
     }
     case 'mac':
       if (!isValidMac(raw)) throw bad();
       return raw.toLowerCase();
-    case 'cidrs': {
+    case 'guest-ips': {
       const list = raw.split(/[\s,]+/).filter(Boolean);
-      if (!list.every(isValidCidr)) throw bad();
-      return list;
+      const out = list.map((a) => {
+        const p = prefixOf(a);
+        const problem = guestAddressProblem(p, { prefixIsNetmask: t.netmask === true });
+        if (problem) throw bad(problem);
+        return formatPrefix(p);
+      });
+      if (t.netmask && (out.length > 1 || out.some((a) => a.includes(':')))) {
+        throw bad(`${list.length > 1 ? `${list.length} addresses` : `${raw} is IPv6`}: NAT guests are IPv4 only, one address`);
+      }
+      return [...new Set(out)];
     }
     case 'vlans': {
       if (raw.trim() === '') return [];
@@ -147,8 +133,7 @@ export function parseValue(t: OptionType, raw: string): OptionValue {
         const id = Number(idText);
         if (id < 1 || id > 4094 || seen.has(id)) throw bad();
         seen.add(id);
-        for (const a of addrs) if (!isValidCidr(a) || !a.includes('/')) throw bad();
-        return { id, addresses: addrs };
+        return { id, addresses: addrs.map((a) => formatPrefix(prefixOf(a, true))) };
       });
     }
   }

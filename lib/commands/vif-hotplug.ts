@@ -118,7 +118,7 @@ export function withXenstore(
       o.set(key, parseValue(opt.type, raw.trim()));
     } catch (e) {
       if (!(e instanceof InvalidValue)) throw e;
-      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: expected ${e.message}`;
+      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: ${e.message}`;
       if (!onInvalid) throw new VifFailure(message);
       onInvalid(`${message} (ignored)`);
     }

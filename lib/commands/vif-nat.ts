@@ -3,7 +3,7 @@ import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
+import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
 import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
@@ -28,13 +28,23 @@ function natNetwork(env: NodeJS.ProcessEnv): NatNetwork | undefined {
 
 const pidOf = (files: DnsmasqFiles | null | undefined) => (files ? findDnsmasq(files) : undefined);
 
-/** A number xenstore holds (frontend-id, handle), else the one the backend path implies. */
-function xsNumber(call: VifCall, key: string, fallback: number): number {
+/**
+ * A number xenstore holds (frontend-id, handle), else the one the backend path implies, in
+ * decimal without leading zeros and at most `max`: the default guest address is made of them,
+ * so a value that cannot form it is refused here, by name, not by iptables later.
+ */
+function xsNumber(call: VifCall, key: string, fallback: number, max: number, accepted: string): number {
   const raw = call.xs.get(key)?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new VifFailure(`invalid xenstore ${key}=${JSON.stringify(raw)}: expected a number`);
-  return Number(raw);
+  const given = raw !== undefined && raw !== '';
+  const text = given ? raw : String(fallback);
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(text) || Number(text) > max) {
+    const what = given ? `xenstore ${key}=${JSON.stringify(raw)}` : `${key} ${fallback} (from the backend path ${call.backend})`;
+    throw new VifFailure(`invalid ${what}: expected ${accepted}`);
+  }
+  return Number(text);
 }
+
+const DEVID_MAX = 2 ** 31 - 1;
 
 export function vifNat(ctx: VifContext): Promise<number> {
   return runVifHook<VifNatRecord>(ctx, {
@@ -42,6 +52,13 @@ export function vifNat(ctx: VifContext): Promise<number> {
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const id = parseBackendPath(call.backend);
+      const ip = (o.get('ip') as string[] | undefined) ?? [];
+      const domid = xsNumber(call, 'frontend-id', id.domid, MAX_DOMID, `a domain id 0-${MAX_DOMID}`);
+      // With ip= the handle only names the DHCP host; without, it is the last octet.
+      const handle = ip.length
+        ? xsNumber(call, 'handle', id.devid, DEVID_MAX, `a device handle 0-${DEVID_MAX}`)
+        : xsNumber(call, 'handle', id.devid, MAX_NAT_HANDLE,
+          `a device handle 0-${MAX_NAT_HANDLE}: the default guest address 10.<domid/256>.<domid%256>.<handle+1> needs room for its router 127 above it (at most .254); or set ip= for this vif`);
       const network = natNetwork(ctx.env);
       const dnsmasqPid = pidOf(network?.dhcp);
       const dhcp = o.get('dhcp') as boolean | undefined;
@@ -49,14 +66,14 @@ export function vifNat(ctx: VifContext): Promise<number> {
         command: call.command,
         typeIf: call.typeIf,
         dev: call.dev,
-        ip: (o.get('ip') as string[] | undefined) ?? [],
+        ip,
         mac: o.get('mac') as string | undefined,
         vifname: o.get('vifname') as string | undefined,
         mtu: o.get('mtu') as number | undefined,
         antispoof: o.get('antispoof') !== false,
         dhcp,
-        domid: xsNumber(call, 'frontend-id', id.domid),
-        handle: xsNumber(call, 'handle', id.devid),
+        domid,
+        handle,
       }, {
         host: await observeHost(),
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),

@@ -3,7 +3,7 @@
  * ebtables.ts, nft.ts) render it to one restore script per tool; removal is by the per-vif chain
  * name alone, so offline never needs xenstore (which may have changed or be gone by then).
  */
-import { ipFamily } from '../cli/values.ts';
+import { ipFamily } from '../net/ip.ts';
 
 export interface VifGuard {
   /** The port device as it is named once online (after a vifname rename). */

@@ -7,7 +7,6 @@
  * Unlike the originals: stop takes back exactly what start did, ip_forward included; there is no
  * daemon restart per guest; offline removes the address and route too.
  */
-import { ipFamily } from '../cli/values.ts';
 import type { Command } from '../exec.ts';
 import { comment, iptablesCmd } from '../firewall/iptables.ts';
 import {
@@ -22,6 +21,8 @@ import {
   type DnsmasqFiles,
 } from '../dhcp/dnsmasq.ts';
 import type { HostState } from '../net/host.ts';
+import { dom0Clash } from '../net/guest-address.ts';
+import { ipFamily, parsePrefix } from '../net/ip.ts';
 import { intToIpv4, ipv4InNet, ipv4ToInt, parseIpv4Net } from '../net/ipv4.ts';
 import type { XtablesGuard } from '../firewall/xtables-nft.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
@@ -121,6 +122,11 @@ export interface NatAddressing {
   router: string;
 }
 
+/** Xen's highest domain id a guest can have (DOMID_FIRST_RESERVED - 1). */
+export const MAX_DOMID = 0x7ff0 - 1;
+/** The highest handle (devid) whose default address, .<handle+1>, leaves room for its router at +127 ≤ .254. */
+export const MAX_NAT_HANDLE = 126;
+
 /**
  * SPEC §5: 10.<domid/256>.<domid%256>.<handle+1>/16 by default, else the guest's `ip` (one IPv4
  * address; a prefix, default /16, is the netmask it is handed); the router is +127.
@@ -129,6 +135,12 @@ export function natAddressing(ip: readonly string[], domid: number, handle: numb
   let guest: string;
   let prefix = 16;
   if (ip.length === 0) {
+    // vif-nat.ts refuses these values by their xenstore key; this keeps the planner from making
+    // an address like 10.256.0.1 or 10.0.1.201 (router .328) whoever calls it.
+    if (!Number.isInteger(domid) || domid < 0 || domid > MAX_DOMID) throw new PlanError(`domid ${domid}: expected a domain id 0-${MAX_DOMID} to form the guest's address 10.<domid/256>.<domid%256>.<handle+1>`);
+    if (!Number.isInteger(handle) || handle < 0 || handle > MAX_NAT_HANDLE) {
+      throw new PlanError(`handle ${handle}: the default guest address 10.x.y.<handle+1> needs a handle 0-${MAX_NAT_HANDLE} (its router is +127, at most .254); set ip= for this vif`);
+    }
     guest = `10.${Math.floor(domid / 256)}.${domid % 256}.${handle + 1}`;
   } else {
     if (ip.length > 1 || ipFamily(ip[0] as string) !== 4) {
@@ -209,6 +221,11 @@ export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved, report
   const { host, network } = obs;
   const addr = natAddressing(req.ip, req.domid, req.handle);
   const { dev, rename, link } = resolveVifName(req, host);
+  const given = req.ip.length ? `ip=${req.ip[0]}` : `the default guest address (frontend-id ${req.domid}, handle ${req.handle})`;
+  for (const [what, a] of [['guest', addr.guest], ['router', addr.router]] as const) {
+    const clash = dom0Clash(host, parsePrefix(a), [req.dev, dev]);
+    if (clash) throw new PlanError(`${given}: the ${what} address ${clash}; choose another ip for this vif`);
+  }
   const warnings: string[] = [];
   if (obs.ipForward !== '1') warnings.push(`${IP_FORWARD} is ${obs.ipForward ?? 'unset'}: the guest reaches dom0 only; run network-nat start`);
   if (network && !ipv4InNet(addr.guest, parseIpv4Net(network.subnet))) {

@@ -7,7 +7,9 @@
  * a guest without `ip` (it would silently have no routes), IPv6 is routed too, and offline takes
  * away exactly what online added.
  */
-import { isValidIfname, ipFamily } from '../cli/values.ts';
+import { isValidIfname } from '../cli/values.ts';
+import { dom0Clash } from '../net/guest-address.ts';
+import { ipFamily, parsePrefix } from '../net/ip.ts';
 import type { Command } from '../exec.ts';
 import { chainName } from '../firewall/guard.ts';
 import { describeSourceGuard, guardApply, guardRemove, type SourceGuard } from '../firewall/source-guard.ts';
@@ -21,6 +23,8 @@ import { targetName, type TypeIf, type VifCommand } from './vif-bridge.ts';
 
 export const IP_FORWARD = 'net.ipv4.ip_forward';
 export const IPV6_FORWARDING = 'net.ipv6.conf.all.forwarding';
+/** RFC 8200 §5: below this the kernel removes a device's IPv6 addresses and turns IPv6 off there. */
+export const IPV6_MIN_MTU = 1280;
 
 /** A device that libxl or netback removed meanwhile: nothing left to take back on it. */
 const GONE = ['Cannot find device', 'No such device', 'No such file or directory'];
@@ -265,9 +269,16 @@ export function planVifRouteOnline(req: VifRouteRequest, obs: VifRouteObserved, 
   const { host } = obs;
   const local = primaryIpv4(host, req.netdev);
   const { dev, rename, link } = resolveVifName(req, host);
+  for (const a of req.ip) {
+    const clash = dom0Clash(host, parsePrefix(a), [req.dev, dev]);
+    if (clash) throw new PlanError(`ip=${a}: ${clash}; a guest's addresses must be its own: fix ip in the vif line`);
+  }
   const metric = routeMetric(req.typeIf);
   const v4 = req.ip.filter((a) => ipFamily(a) === 4);
   const v6 = req.ip.filter((a) => ipFamily(a) === 6);
+  if (v6.length && req.mtu !== undefined && req.mtu < IPV6_MIN_MTU) {
+    throw new PlanError(`mtu=${req.mtu}: below ${IPV6_MIN_MTU}, the kernel turns IPv6 off on ${dev}, and the guest has IPv6 addresses (${v6.join(' ')}): set mtu to ${IPV6_MIN_MTU} or more`);
+  }
   const warnings: string[] = [];
   if (obs.ipForward !== '1') warnings.push(`${IP_FORWARD} is ${obs.ipForward ?? 'unset'}: dom0 does not forward for the guest; run network-route start`);
   if (v6.length && obs.ipv6Forwarding !== '1') warnings.push(`${IPV6_FORWARDING} is ${obs.ipv6Forwarding ?? 'unset'}: the guest's IPv6 is not forwarded; network-route start turns it on when dom0 has global IPv6`);

@@ -170,6 +170,16 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
   const bridge = resolveBridge(host, req.bridge);
   const bridgeLink = findLink(host, bridge);
   const mtu = req.mtu ?? bridgeLink?.mtu ?? 1500;
+  // The kernel lowers a bridge's MTU to its smallest port's (unless an MTU was set on the bridge
+  // itself), and below 1280 it takes dom0's IPv6 addresses off the bridge for good: a guest's mtu
+  // must never do that to dom0. Refused rather than clamped, so the guest does not silently get
+  // an MTU other than the one configured.
+  if (req.mtu !== undefined && bridgeLink && req.mtu < bridgeLink.mtu) {
+    throw new PlanError(
+      `mtu=${req.mtu} is below bridge ${bridge}'s MTU ${bridgeLink.mtu}: a port's lower MTU lowers the whole bridge's, dom0's own traffic on it included ` +
+        `(below 1280 the kernel also removes dom0's IPv6 addresses from it); leave mtu unset to use ${bridgeLink.mtu}, or lower ${bridge}'s MTU first`,
+    );
+  }
   let guard: VifGuard | undefined;
   const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack) : [];
   if (req.firewall !== 'none') {
@@ -187,7 +197,10 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     steps.push(step('firewall', `remove the firewall guard an earlier online left on ${leftover.dev}`, stale, []));
   }
   const enslaved = (findLink(host, dev) ?? link)?.master === bridge;
-  steps.push(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev)]));
+  // A rollback gives the device its own MTU back, not the one the port had.
+  const ownMtu = (findLink(host, dev) ?? link)?.mtu;
+  const undoMtu = ownMtu !== undefined && ownMtu !== mtu ? [{ ...linkCmd.mtu(dev, ownMtu), tolerate: [''] }] : [];
+  steps.push(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev), ...undoMtu]));
   const report = finish(mtu);
   if (report.length) steps.push(step('report', 'report to xenstore', report, []));
   return { plan: { steps }, dev, bridge, mtu, guard, warnings };

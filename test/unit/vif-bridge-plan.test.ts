@@ -40,7 +40,16 @@ test('online: guard before the port comes up, report last', () => {
   assert.match(fw?.run[2]?.input ?? '', /-s 2001:db8::11 -j ACCEPT/);
   assert.match(fw?.run[1]?.input ?? '', /NOTRACK/);
   assert.ok(fw?.undo.length === 3, 'removal of every piece is the undo');
-  assert.equal(planOnline(req({ mtu: 1400 }), h, report).mtu, 1400);
+  assert.equal(planOnline(req({ mtu: 9216 }), h, report).mtu, 9216, 'an mtu above the bridge\'s does not lower it');
+  assert.deepEqual(p.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'ip link set dev vif1.0 mtu 1500'],
+    "a rollback gives the vif its own MTU back");
+});
+
+test("online: an mtu below the bridge's is refused, by key and value (it would lower dom0's bridge)", () => {
+  assert.throws(() => planOnline(req({ mtu: 1400 }), h, report),
+    (e: Error) => e instanceof PlanError && /mtu=1400 is below bridge xenbr0's MTU 9000.*leave mtu unset to use 9000/.test(e.message));
+  const same = planOnline(req({ mtu: 1500, bridge: 'eth1' }), h, report);
+  assert.deepEqual(same.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -'], 'no MTU to put back when it did not change');
 });
 
 test('no ip: only the MAC is enforced, with a warning', () => {
