@@ -3,7 +3,7 @@
  * ("what is accepted"), so that every rejection names the key, the value and the fix.
  */
 import { guestAddressProblem, PREFIX_FLOOR } from '../net/guest-address.ts';
-import { AddressError, formatPrefix, hostBitsSet, parsePrefix } from '../net/ip.ts';
+import { AddressError, formatPrefix, hostBitsSet, ipFamily, parsePrefix } from '../net/ip.ts';
 
 export type OptionType =
   | { kind: 'ifname'; special?: readonly string[] }
@@ -119,7 +119,7 @@ export function parseValue(t: OptionType, raw: string): OptionValue {
         if (problem) throw bad(problem);
         return formatPrefix(p);
       });
-      if (t.netmask && (out.length > 1 || out.some((a) => a.includes(':')))) {
+      if (t.netmask && (out.length > 1 || out.some((a) => ipFamily(a) === 6))) {
         throw bad(`${list.length > 1 ? `${list.length} addresses` : `${raw} is IPv6`}: NAT guests are IPv4 only, one address`);
       }
       return [...new Set(out)];

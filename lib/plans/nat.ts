@@ -146,9 +146,9 @@ export function natAddressing(ip: readonly string[], domid: number, handle: numb
     if (ip.length > 1 || ipFamily(ip[0] as string) !== 4) {
       throw new PlanError(`vif-nat takes one IPv4 address in ip, got "${ip.join(' ')}": NAT guests are IPv4 only`);
     }
-    const [addr, p] = (ip[0] as string).split('/');
-    guest = addr as string;
-    if (p !== undefined) prefix = Number(p);
+    const p = parsePrefix(ip[0] as string);
+    guest = p.text;
+    if (p.prefix !== undefined) prefix = p.prefix;
   }
   const last = ipv4ToInt(guest) & 255;
   if (last + 127 > 254) {

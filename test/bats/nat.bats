@@ -293,7 +293,9 @@ stop's log: $(grep -F '"command":"stop"' "$XEN_NETHOOKS_LOG" | cut -c1-400)"
   rt_leftovers >"$NB_TMP/left-before"
   rt_refused vif-nat 1 0 "no DHCP server runs here: run network-nat start dhcp=yes first" dhcp=yes
   rt_refused vif-nat 1 0 "its router would be 10.0.0.327, past .254" ip=10.0.0.200
-  rt_refused vif-nat 1 0 "vif-nat takes one IPv4 address in ip" ip=2001:db8::7
+  xenstore-write /local/domain/0/backend/vif/1/0/ip 2001:db8::7
+  rt_refused vif-nat 1 0 'invalid xenstore ip="2001:db8::7": 2001:db8::7 is IPv6: NAT guests are IPv4 only'
+  xenstore-rm /local/domain/0/backend/vif/1/0/ip
   run rt_net network-nat start dhcp=yes
   assert_success
   rt_leftovers >"$NB_TMP/left-before"
@@ -356,4 +358,56 @@ stop's log: $(grep -F '"command":"stop"' "$XEN_NETHOOKS_LOG" | cut -c1-400)"
   run "$RT_DIST/vif-nat" --help
   assert_success
   assert_output --partial "dhcp=…"
+}
+
+@test "vif-nat refuses a frontend-id or handle that cannot form its 10.x address, and malformed or dom0's ips, by key and value; nothing changed; well-formed values work" {
+  rt_guest 1 0 script=/etc/xen/scripts/vif-nat
+  local be=/local/domain/0/backend/vif/1/0
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  xenstore-write "$be/frontend-id" 70000
+  rt_refused vif-nat 1 0 'invalid xenstore frontend-id="70000": expected a domain id 0-32751'
+  xenstore-write "$be/frontend-id" 01
+  rt_refused vif-nat 1 0 'invalid xenstore frontend-id="01": expected a domain id'
+  xenstore-write "$be/frontend-id" 1 "$be/handle" 127
+  rt_refused vif-nat 1 0 'invalid xenstore handle="127": expected a device handle 0-126: the default guest address 10.<domid/256>.<domid%256>.<handle+1> needs room for its router'
+  xenstore-write "$be/handle" +1
+  rt_refused vif-nat 1 0 'invalid xenstore handle="+1": expected a device handle'
+  xenstore-write "$be/handle" 0
+  local v msg
+  while IFS='|' read -r v msg; do
+    [[ -n $v ]] || continue
+    xenstore-write "$be/ip" "$v"
+    rt_refused vif-nat 1 0 "$msg"
+  done <<'EOF2'
+10.0.1.010|invalid xenstore ip="10.0.1.010": "10.0.1.010": octet "010" has a leading zero
+10.0.1.1/0|invalid xenstore ip="10.0.1.1/0": 10.0.1.1/0: a /0 is shorter than /8
+0.0.0.0|is or includes the unspecified
+2001:db8::7|NAT guests are IPv4 only
+192.0.2.5|ip=192.0.2.5: the guest address 192.0.2.5 is dom0's own address 192.0.2.5 (on eth0)
+192.0.2.1/24|ip=192.0.2.1/24: the guest address 192.0.2.1 is dom0's gateway 192.0.2.1
+EOF2
+  xenstore-rm "$be/ip"
+  # The default address's router would be dom0's own address: refused before anything changes.
+  ip -n "$DOM0" link add dummy9 type dummy
+  ip -n "$DOM0" addr add 10.0.1.128/32 dev dummy9
+  snap_save before
+  rt_refused vif-nat 1 0 "the default guest address (frontend-id 1, handle 0): the router address 10.0.1.128 is dom0's own address 10.0.1.128 (on dummy9)"
+  ip -n "$DOM0" link del dummy9
+  snap_save before
+  # Controls: with ip= the handle only names the DHCP host, any handle will do; and the default address.
+  xenstore-write "$be/handle" 300 "$be/ip" 10.0.3.7/24
+  run rt_vif vif-nat online 1 0
+  assert_success
+  assert_output --partial "guest 10.0.3.7/24 via router 10.0.3.134"
+  run ip -n "$DOM0" route show dev vif1.0
+  assert_output --partial "10.0.3.7 "
+  run rt_vif vif-nat offline 1 0
+  assert_success
+  assert_snap before
+  xenstore-write "$be/handle" 0
+  xenstore-rm "$be/ip"
+  run rt_vif vif-nat online 1 0
+  assert_success
+  assert_output --partial "guest 10.0.1.1/16 via router 10.0.1.128"
 }

@@ -306,3 +306,68 @@ routed_guest() {
   assert_failure 1
   assert_output --partial "Invalid command 'frobnicate'"
 }
+
+# refuse_each HOOK TABLE: for each line "VALUE|MESSAGE" of TABLE, xenstore ip=VALUE makes online
+# fail with MESSAGE (key and value named) in hotplug-error, and dom0 stays as saved in 'before'.
+refuse_each() {
+  local hook=$1 v msg n=0
+  while IFS='|' read -r v msg; do
+    [[ -n $v ]] || continue
+    xenstore-write /local/domain/0/backend/vif/1/0/ip "$v"
+    rt_refused "$hook" 1 0 "$msg"
+    n=$((n + 1))
+  done <<<"$2"
+  echo "# $hook: $n values refused" >&3
+}
+
+@test "vif-route refuses ips it would misread or that switch the guard off or take dom0's traffic: key and value named, no route, no rule; a well-formed ip works" {
+  rt_guest 1 0 ip="$G4 $G6" script=/etc/xen/scripts/vif-route
+  guest_addresses "$GUEST"
+  run rt_net network-route start
+  assert_success
+  snap_save before
+  rt_leftovers >"$NB_TMP/left-before"
+  refuse_each vif-route '
+192.0.2.010|invalid xenstore ip="192.0.2.010": "192.0.2.010": octet "010" has a leading zero
+192.0.2.08|invalid xenstore ip="192.0.2.08": "192.0.2.08": octet "08" has a leading zero
+0x0a.0.0.1|invalid xenstore ip="0x0a.0.0.1": "0x0a.0.0.1": hexadecimal octets are not accepted
+0.0.0.0/0|invalid xenstore ip="0.0.0.0/0": 0.0.0.0/0: a /0 is shorter than /8
+192.0.2.10/0|invalid xenstore ip="192.0.2.10/0": 192.0.2.10/0: a /0 is shorter than /8
+::/0|invalid xenstore ip="::/0": ::/0: a /0 is shorter than /16
+192.0.2.10 2001:db8::/12|a /12 is shorter than /16
+192.0.2.10/24|192.0.2.10/24 has host bits set
+0.0.0.0|0.0.0.0 is or includes the unspecified
+::|:: is or includes the unspecified address
+127.0.0.1|127.0.0.1 is or includes loopback
+224.0.0.5|224.0.0.5 is or includes multicast
+fe80::1%eth0|a zone index
+::ffff:192.0.2.10|an IPv4-mapped IPv6 address
+192.0.2.5|ip=192.0.2.5: 192.0.2.5 is dom0'"'"'s own address 192.0.2.5 (on eth0)
+192.0.2.0/24|ip=192.0.2.0/24: 192.0.2.0/24 includes dom0'"'"'s own address 192.0.2.5
+192.0.2.1|ip=192.0.2.1: 192.0.2.1 is dom0'"'"'s gateway 192.0.2.1
+2001:db8::5|ip=2001:db8::5: 2001:db8::5 is dom0'"'"'s own address 2001:db8::5 (on eth0)
+2001:DB8::1|ip=2001:db8::1: 2001:db8::1 is dom0'"'"'s gateway 2001:db8::1'
+  # No route through the guest was left by any of them, the default one least of all.
+  run ip -n "$DOM0" route show dev vif1.0
+  assert_output ""
+  [[ $(ip -n "$DOM0" route show default) == "default via $NB_GW dev eth0"* ]] || fail "default route changed: $(ip -n "$DOM0" route show default)"
+  # argv is checked before anything runs: exit 2, the key and the value named.
+  xenstore-rm /local/domain/0/backend/vif/1/0/ip
+  run rt_vif vif-route online 1 0 ip=192.0.2.010
+  assert_failure 2
+  assert_output --partial 'invalid ip="192.0.2.010": "192.0.2.010": octet "010" has a leading zero'
+  # An IPv6 guest at an MTU where the kernel turns IPv6 off on the vif.
+  xenstore-write /local/domain/0/backend/vif/1/0/ip "$G4 $G6"
+  rt_refused vif-route 1 0 "mtu=1200: below 1280, the kernel turns IPv6 off on vif1.0" mtu=1200
+  assert_snap before
+  # Control: the same guest, well formed (IPv6 in capitals, leading zeros in a group), works
+  # and dom0 routes the canonical address.
+  xenstore-write /local/domain/0/backend/vif/1/0/ip "$G4 2001:DB8:0:0::0010"
+  run rt_vif vif-route online 1 0
+  assert_success
+  [[ $(rt_xs 1 0 hotplug-status) == connected ]]
+  run ip -n "$DOM0" -6 route show dev vif1.0
+  assert_output --partial "$G6 metric 2"
+  run ip netns exec "$GUEST" ping -c 1 -W 2 "$NB_GW"
+  assert_success
+}

@@ -169,3 +169,106 @@ EOF
   assert_equal "$(xs_read "$(be 1 0)/hotplug-status")" error
   assert_no_guard_at_all
 }
+
+# refused_ip VALUE MESSAGE: online with xenstore ip=VALUE fails cleanly (assert_failed_cleanly:
+# hotplug-error, status error, exit 1, no rule, no port) naming the key, the value and MESSAGE.
+refused_ip() {
+  xenstore-write "$(be 1 0)/ip" "$1"
+  run vb_online 1 0
+  assert_failed_cleanly 1 0 vif1.0 "invalid xenstore ip=\"$1\""
+  assert_output --partial "$2"
+  assert_output --partial "; expected addresses separated by spaces or commas"
+}
+
+@test "ip values the tools would misread or that switch the source check off: refused by key and value, no rule, no port; well-formed ones are guarded canonically" {
+  vb_dom0
+  vb_guest 1 0
+  refused_ip 192.0.2.011 'octet "011" has a leading zero'
+  refused_ip 192.0.2.08 'octet "08" has a leading zero'
+  refused_ip 0300.0.2.11 'octet "0300" has a leading zero'
+  refused_ip 0xc0.0.2.11 'hexadecimal octets are not accepted'
+  refused_ip 192.0.2.11.1 'it has 5 dot-separated parts, not 4'
+  refused_ip 192.0.2 'it has 3 dot-separated parts, not 4'
+  refused_ip 192.0.2.11. 'has an empty octet'
+  refused_ip 3221226123 'it has 1 dot-separated part, not 4'
+  refused_ip 0.0.0.0/0 'a /0 is shorter than /8'
+  refused_ip "192.0.2.11/0 2001:db8::11" 'a /0 is shorter than /8'
+  refused_ip "192.0.2.11 ::/0" 'a /0 is shorter than /16'
+  refused_ip 192.0.2.11/24 'has host bits set'
+  refused_ip "192.0.2.11 fe80::1%eth0" 'a zone index'
+  refused_ip ::ffff:192.0.2.11 'IPv4-mapped'
+  refused_ip "192.0.2.11 2001:db8:1:2:3:4:5:6:7" "9 groups, not 8"
+  refused_ip 127.0.0.1 'loopback'
+  refused_ip 224.0.0.251 'multicast'
+  refused_ip ff02::1 'multicast'
+  refused_ip :: 'the unspecified address'
+  # argv and the environment go through the same parser: exit 2, nothing run.
+  xenstore-rm "$(be 1 0)/ip"
+  run vb_online 1 0 ip=192.0.2.011
+  assert_failure 2
+  assert_output --partial 'invalid ip="192.0.2.011": "192.0.2.011": octet "011" has a leading zero'
+  run ip netns exec "$DOM0" env ip=::/0 vif=vif1.0 XENBUS_PATH=backend/vif/1/0 "$VB_HOOK_BIN" online
+  assert_failure 2
+  assert_output --partial 'invalid ip="::/0" (from the environment): ::/0: a /0 is shorter than /16'
+  assert_no_rules vif1.0
+  assert_equal "$(link_master vif1.0)" ""
+  # Control: the same guest, its IPv6 address in capitals with leading zeros, is guarded with the
+  # canonical address (no 192.0.2.9 anywhere), and reaches the LAN.
+  xenstore-write "$(be 1 0)/ip" "$(vb_ip4 1 0) 2001:DB8:0:0::0010" "$(be 1 0)/hotplug-status" "" "$(be 1 0)/hotplug-error" ""
+  run vb_online 1 0
+  assert_success
+  assert_equal "$(xs_read "$(be 1 0)/hotplug-status")" connected
+  run rules_for vif1.0
+  assert_output --partial "$(vb_ip4 1 0)"
+  assert_output --partial "$(vb_ip6 1 0)"
+  refute_output --partial "192.0.2.9"
+  refute_output --partial "DB8"
+  run vb_gexec 1 0 ping -c 1 -W 2 "$VB_LAN_IP"
+  assert_success
+}
+
+# bridge_v6 ADDR: dom0's global IPv6 address ADDR is on the bridge.
+bridge_v6() { ip -n "$DOM0" -6 addr show dev "$BRIDGE" scope global | grep -q "inet6 $1/"; }
+
+@test "an mtu below the bridge's is refused (it would lower dom0's bridge and strip its IPv6 address); online and offline of a good one leave the bridge's MTU and IPv6 address as they were" {
+  vb_dom0
+  ip -n "$DOM0" -6 addr add 2001:db8::2/64 dev "$BRIDGE" nodad
+  vb_guest 1 0 mtu=1200
+  run vb_online 1 0
+  assert_failed_cleanly 1 0 vif1.0 "mtu=1200 is below bridge xenbr0's MTU $VB_MTU"
+  assert_output --partial "leave mtu unset to use $VB_MTU"
+  assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+  bridge_v6 2001:db8::2 || fail "dom0's IPv6 address left the bridge: $(ip -n "$DOM0" -6 addr show dev "$BRIDGE")"
+  assert_equal "$(link_mtu vif1.0)" 1500
+  # Control: a guest mtu at or above the bridge's works; the bridge keeps its MTU and address
+  # through online and offline.
+  for m in "" 9000; do
+    if [[ -n $m ]]; then xenstore-write "$(be 1 0)/mtu" "$m"; else xenstore-rm "$(be 1 0)/mtu"; fi
+    run vb_online 1 0
+    assert_success
+    assert_equal "$(link_master vif1.0)" "$BRIDGE"
+    assert_equal "$(link_mtu vif1.0)" "${m:-$VB_MTU}"
+    assert_equal "$(xs_read "$(fe 1 0)/mtu")" "${m:-$VB_MTU}"
+    assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+    bridge_v6 2001:db8::2 || fail "online mtu=$m: dom0's IPv6 address left the bridge"
+    run vb_offline 1 0
+    assert_success
+    assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+    bridge_v6 2001:db8::2 || fail "offline mtu=$m: dom0's IPv6 address left the bridge"
+  done
+  # What the refusal prevents (unguarded: by hand): a 1200 port lowers the bridge and the
+  # kernel takes dom0's IPv6 address away.
+  ip -n "$DOM0" link set vif1.0 mtu 1200 master "$BRIDGE"
+  assert_equal "$(link_mtu "$BRIDGE")" 1200
+  ! bridge_v6 2001:db8::2 || fail "the kernel kept the IPv6 address at MTU 1200: the control shows nothing"
+}
+
+@test "a rollback gives the vif its own MTU back, not the bridge's" {
+  vb_dom0
+  vb_guest 1 0
+  assert_equal "$(link_mtu vif1.0)" 1500
+  XEN_NETHOOKS_FAULT=report run vb_online 1 0
+  assert_failed_cleanly 1 0 vif1.0 "injected fault"
+  assert_equal "$(link_mtu vif1.0)" 1500
+  assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+}
