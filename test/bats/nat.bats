@@ -389,7 +389,7 @@ stop's log: $(grep -F '"command":"stop"' "$XEN_NETHOOKS_LOG" | cut -c1-400)"
 EOF2
   xenstore-rm "$be/ip"
   # The default address's router would be dom0's own address: refused before anything changes.
-  ip -n "$DOM0" link add dummy9 type dummy
+  ip -n "$DOM0" link add dummy9 type veth peer name dummy9p
   ip -n "$DOM0" addr add 10.0.1.128/32 dev dummy9
   snap_save before
   rt_refused vif-nat 1 0 "the default guest address (frontend-id 1, handle 0): the router address 10.0.1.128 is dom0's own address 10.0.1.128 (on dummy9)"
