@@ -17,7 +17,7 @@ const spec: HookSpec = {
     { key: 'bridge', type: { kind: 'ifname' }, description: 'Bridge to attach to (xenstore `bridge` wins). Default: the first bridge; xenbrN falls back to ethN when only that exists.' },
     { key: 'ip', type: { kind: 'guest-ips' }, description: "The guest's addresses (xenstore `ip` wins); the only source addresses it may use." },
     { key: 'mac', type: { kind: 'mac' }, description: "The guest's MAC (xenstore `mac` wins); the only source MAC it may use." },
-    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's." },
+    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's; a lower one is refused (it would lower the bridge's MTU, dom0's included, and below 1280 strip dom0's IPv6 addresses from it)." },
     { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },
     { key: 'firewall', type: { kind: 'enum', values: ['iptables', 'nft', 'none'] }, default: 'iptables', description: 'Firewall backend: iptables (iptables-restore + ebtables-restore; works with network-bridge antispoof=yes), nft (one nft transaction in a bridge-family table; needs the iptables FORWARD policy ACCEPT), none.' },
     { key: 'antispoof', type: { kind: 'bool' }, default: 'yes', description: "Drop what the guest sends from addresses, MACs or ARP identities not its own, DHCP server and router-advertisement traffic. Without `ip`, only the MAC is enforced." },

@@ -18,7 +18,7 @@ const spec: HookSpec = {
     {
       key: 'ip',
       type: { kind: 'guest-ips' },
-      description: "The guest's addresses or prefixes, IPv4 and IPv6 (xenstore `ip` wins). Required: each gets a host route through the device, and they are the only sources the guest may use.",
+      description: "The guest's addresses or prefixes, IPv4 and IPv6 (xenstore `ip` wins). Required: each gets a host route through the device, and they are the only sources the guest may use. dom0's own addresses and gateways are refused.",
     },
     {
       key: 'netdev',
