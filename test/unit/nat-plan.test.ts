@@ -43,6 +43,11 @@ test("default addressing is the original's: 10.<domid/256>.<domid%256>.<handle+1
   assert.throws(() => natAddressing(['10.0.0.200'], 1, 0), (e: unknown) => e instanceof PlanError && /10\.0\.0\.327, past \.254/.test(e.message));
   assert.throws(() => natAddressing(['2001:db8::7'], 1, 0), /one IPv4 address/);
   assert.throws(() => natAddressing(['10.0.0.1', '10.0.0.2'], 1, 0), /one IPv4 address/);
+  // Values that cannot form the default address are refused by name, not handed to iptables.
+  assert.throws(() => natAddressing([], 65536, 0), (e: unknown) => e instanceof PlanError && /domid 65536: expected a domain id 0-32751/.test(e.message));
+  assert.throws(() => natAddressing([], 1, 127), /handle 127: .* 0-126/);
+  assert.deepEqual(natAddressing([], 32751, 126), { guest: '10.127.239.127', prefix: 16, router: '10.127.239.254' });
+  assert.deepEqual(natAddressing(['10.0.3.7'], 3, 5000), { guest: '10.0.3.7', prefix: 16, router: '10.0.3.134' }, 'with ip, the handle only names the host');
 });
 
 test('host names: dom<domid>, and dom<domid>-<handle+1> for a second vif', () => {

@@ -141,6 +141,18 @@ test('vif-route refuses a guest without ip, a netdev without IPv4, a vifname in 
   assert.throws(() => planVifRouteOnline(vreq({ vifname: 'eth0' }), vobs(), report), /Cannot rename interface vif1.0 to eth0/);
 });
 
+test("vif-route refuses dom0's own addresses and gateway as a guest's, and an IPv6 guest below MTU 1280", () => {
+  const refused = (ip: string[], why: RegExp, more: Partial<VifRouteRequest> = {}) =>
+    assert.throws(() => planVifRouteOnline(vreq({ ip, ...more }), vobs(), report), (e: unknown) => e instanceof PlanError && why.test(e.message), ip.join(' '));
+  refused(['192.0.2.5'], /^ip=192\.0\.2\.5: 192\.0\.2\.5 is dom0's own address 192\.0\.2\.5 \(on eth0\)/);
+  refused(['192.0.2.6'], /own address 192\.0\.2\.6/);
+  refused(['192.0.2.0/24'], /192\.0\.2\.0\/24 includes dom0's own address/);
+  refused(['192.0.2.10', '192.0.2.1'], /^ip=192\.0\.2\.1: 192\.0\.2\.1 is dom0's gateway 192\.0\.2\.1 \(route default dev eth0\)/);
+  refused(['2001:db8::5'], /own address 2001:db8::5/);
+  refused(['192.0.2.10', '2001:db8::10'], /mtu=1200: below 1280/, { mtu: 1200 });
+  assert.equal(planVifRouteOnline(vreq({ ip: ['192.0.2.10'], mtu: 1200 }), vobs(), report).mtu, 1200, 'an IPv4-only guest may have it');
+});
+
 test('vif-route vifname and mtu: rename first, the guard and everything else on the new name', () => {
   const on = planVifRouteOnline(vreq({ vifname: 'web0', mtu: 1400, ip: ['192.0.2.10'] }), vobs(), report);
   assert.deepEqual(ids(on.plan.steps), ['rename', 'guard', 'mtu', 'address', 'up', 'proxy-arp', 'route:4:192.0.2.10', 'report']);
