@@ -170,11 +170,12 @@ EOF
   assert_no_guard_at_all
 }
 
-# refused_ip VALUE MESSAGE: online with xenstore ip=VALUE fails cleanly (assert_failed_cleanly:
-# hotplug-error, status error, exit 1, no rule, no port) naming the key, the value and MESSAGE.
+# refused_ip VALUE MESSAGE [ARGS...]: online (with ARGS) with xenstore ip=VALUE fails cleanly
+# (assert_failed_cleanly: hotplug-error, status error, exit 1, no rule, no port) naming the key,
+# the value and MESSAGE.
 refused_ip() {
   xenstore-write "$(be 1 0)/ip" "$1"
-  run vb_online 1 0
+  run vb_online 1 0 "${@:3}"
   assert_failed_cleanly 1 0 vif1.0 "invalid xenstore ip=\"$1\""
   assert_output --partial "$2"
   assert_output --partial "; expected addresses separated by spaces or commas"
@@ -271,4 +272,24 @@ bridge_v6() { ip -n "$DOM0" -6 addr show dev "$BRIDGE" scope global | grep -q "i
   assert_failed_cleanly 1 0 vif1.0 "injected fault"
   assert_equal "$(link_mtu vif1.0)" 1500
   assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+}
+
+@test "firewall=nft: the same refusals leave no nft table entry; a well-formed ip reaches nft canonically" {
+  vb_dom0
+  vb_guest 1 0
+  refused_ip "192.0.2.010 2001:db8::10" 'octet "010" has a leading zero' firewall=nft
+  refused_ip "$(vb_ip4 1 0) ::/0" 'a /0 is shorter than /16' firewall=nft
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial "vif1.0"
+  xenstore-write "$(be 1 0)/ip" "$(vb_ip4 1 0) 2001:DB8::0:10" "$(be 1 0)/hotplug-status" "" "$(be 1 0)/hotplug-error" ""
+  run vb_online 1 0 firewall=nft
+  assert_success
+  run ip netns exec "$DOM0" nft list chain bridge xen-nethooks vif-vif1.0
+  assert_success
+  assert_output --partial "$(vb_ip6 1 0)"
+  refute_output --partial "DB8"
+  run vb_gexec 1 0 ping -c 1 -W 2 "$VB_LAN_IP"
+  assert_success
+  run vb_offline 1 0 firewall=nft
+  assert_success
 }
