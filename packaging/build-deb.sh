@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds dist/xen-nethooks_<version>_all.deb from the hooks in dist/ (`npm run package` builds
+# them first) with dpkg-deb alone: no debhelper, no network. Run it as root or not: file owners
+# in the package are root:root either way (dpkg-deb --root-owner-group).
+#
+#   bash packaging/build-deb.sh            writes dist/xen-nethooks_<version>_all.deb
+#   bash packaging/build-deb.sh --print    prints that path and builds nothing
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+dist=$root/dist
+name=xen-nethooks
+die() { printf 'build-deb.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# The Debian version is package.json's; a changelog whose top entry says otherwise is a mistake
+# caught here rather than in the field.
+version=$(node -p 'require(process.argv[1]).version' "$root/package.json")
+changelog_version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/changelog")
+[[ $changelog_version == "$version" ]] ||
+  die "packaging/changelog's top entry is $changelog_version but package.json says $version: add a changelog entry for $version"
+deb=$dist/${name}_${version}_all.deb
+if [[ ${1:-} == --print ]]; then echo "$deb"; exit 0; fi
+
+command -v dpkg-deb >/dev/null || die "dpkg-deb is not on PATH (Debian: apt-get install dpkg)"
+hooks=(network-bridge network-nat network-route vif-bridge vif-nat vif-route)
+for h in "${hooks[@]}"; do
+  [[ -x $dist/$h ]] || die "dist/$h is missing: run 'npm run build' first (or 'npm run package', which does both)"
+done
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/xen-nethooks-deb.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+chmod 0755 "$stage"
+# Files get the mode given here, whatever the umask of whoever builds.
+put() { # put MODE SRC DEST
+  install -D -m "$1" "$2" "$stage$3"
+}
+
+for h in "${hooks[@]}"; do put 0755 "$dist/$h" "/etc/xen/scripts/$h"; done
+put 0644 "$here/nethooks.conf" /etc/xen/nethooks.conf
+put 0644 "$here/logrotate" "/etc/logrotate.d/$name"
+put 0644 "$here/xen-nethooks-bridge@.service" "/lib/systemd/system/xen-nethooks-bridge@.service"
+install -d -m 0755 "$stage/etc/xen/nethooks-bridge.d"
+doc=/usr/share/doc/$name
+put 0644 "$here/copyright" "$doc/copyright"
+put 0644 "$root/README.md" "$doc/README.md"
+put 0644 "$here/nethooks-bridge.conf.example" "$doc/examples/nethooks-bridge.d/xenbr0.conf"
+# Debian compresses changelogs and long documents with gzip -9n (no name, no time stamp, so the
+# same sources give the same bytes).
+gzip -9n "$stage$doc/README.md"
+gzip -9nc "$here/changelog" >"$stage$doc/changelog.Debian.gz"
+chmod 0644 "$stage$doc/changelog.Debian.gz"
+# A reproducible package: every file's time is the changelog's date.
+epoch=$(date -d "$(sed -n 's/^ -- .*>  //p' "$here/changelog" | head -1)" +%s)
+
+mkdir -m 0755 "$stage/DEBIAN"
+for s in preinst postinst postrm; do install -m 0755 "$here/$s" "$stage/DEBIAN/$s"; done
+install -m 0644 "$here/conffiles" "$stage/DEBIAN/conffiles"
+(cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \
+  >"$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/md5sums"
+size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$here/control" >"$stage/DEBIAN/control"
+chmod 0644 "$stage/DEBIAN/control"
+
+# Every conffile must be a file in the package, and every file in /etc a conffile except the
+# hooks: those are code that must follow the package (see packaging/conffiles).
+while read -r f; do
+  [[ -z $f ]] || [[ -f $stage$f ]] || die "packaging/conffiles names $f, which the package does not contain"
+done <"$here/conffiles"
+
+find "$stage" -exec touch -h -d "@$epoch" {} +
+mkdir -p "$dist"
+SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "built ${deb#"$root"/}"
