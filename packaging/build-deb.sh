@@ -3,8 +3,10 @@
 # them first) with dpkg-deb alone: no debhelper, no network. Run it as root or not: file owners
 # in the package are root:root either way (dpkg-deb --root-owner-group).
 #
-#   bash packaging/build-deb.sh            writes dist/xen-nethooks_<version>_all.deb
-#   bash packaging/build-deb.sh --print    prints that path and builds nothing
+#   bash packaging/build-deb.sh              writes dist/xen-nethooks_<version>_all.deb
+#   bash packaging/build-deb.sh --out DIR    writes DIR/xen-nethooks_<version>_all.deb instead
+#                                            (tests: dist/ may be in use)
+#   bash packaging/build-deb.sh --print      prints the path it would write, builds nothing
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,8 +21,16 @@ version=$(node -p 'require(process.argv[1]).version' "$root/package.json")
 changelog_version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/changelog")
 [[ $changelog_version == "$version" ]] ||
   die "packaging/changelog's top entry is $changelog_version but package.json says $version: add a changelog entry for $version"
-deb=$dist/${name}_${version}_all.deb
-if [[ ${1:-} == --print ]]; then echo "$deb"; exit 0; fi
+out=$dist print=0
+while (($#)); do
+  case $1 in
+    --out) (($# >= 2)) || die "--out needs a directory"; out=$2; shift 2 ;;
+    --print) print=1; shift ;;
+    *) die "unknown argument '$1' (expected --out DIR or --print)" ;;
+  esac
+done
+deb=$out/${name}_${version}_all.deb
+if ((print)); then echo "$deb"; exit 0; fi
 
 command -v dpkg-deb >/dev/null || die "dpkg-deb is not on PATH (Debian: apt-get install dpkg)"
 hooks=(network-bridge network-nat network-route vif-bridge vif-nat vif-route)
@@ -70,6 +80,6 @@ while read -r f; do
 done <"$here/conffiles"
 
 find "$stage" -exec touch -h -d "@$epoch" {} +
-mkdir -p "$dist"
+mkdir -p "$out"
 SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
 echo "built ${deb#"$root"/}"
