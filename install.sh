@@ -76,7 +76,7 @@ has_dpkg() {
 # dpkg_owner PATH: the packages (comma-separated) whose file PATH is, or nothing.
 dpkg_owner() {
   dpkg-query --root="$dpkg_root" -S "$1" 2>/dev/null |
-    awk -v p="$1" 'substr($0, length($0) - length(p) - 1) == ": " p { print substr($0, 1, length($0) - length(p) - 2) }'
+    awk -v p="$1" '!/^diversion by / && substr($0, length($0) - length(p) - 1) == ": " p { print substr($0, 1, length($0) - length(p) - 2) }'
 }
 # divert_owner PATH: the package that diverts PATH, LOCAL for an admin's (our) diversion, or nothing.
 divert_owner() { dpkg-divert --root="$dpkg_root" --listpackage "$1" 2>/dev/null; }

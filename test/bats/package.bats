@@ -147,6 +147,34 @@ assert_ours_installed() {
   assert_output ''
 }
 
+@test "install.sh on this Debian: local diversions; the package refuses over them; --uninstall gives Debian's back" {
+  DESTDIR=$CH run "$REPO/install.sh"
+  assert_success
+  assert_output --partial "diverting /etc/xen/scripts/vif-bridge (a file of the package xen-utils-common)"
+  assert_ours_installed
+  assert_debian_scripts_at .xen-orig "$WORK/xuc-old"
+  run in_chroot dpkg-divert --list
+  assert_output --partial "local diversion of /etc/xen/scripts/vif-nat to /etc/xen/scripts/vif-nat.xen-orig"
+  run in_chroot dpkg -V xen-utils-common
+  assert_output ''
+
+  run in_chroot dpkg -i /root/debs/xen-nethooks.deb
+  assert_failure
+  assert_output --partial "already diverted by 'LOCAL'"
+  assert_output --partial "./install.sh --uninstall"
+  assert_ours_installed
+
+  DESTDIR=$CH run "$REPO/install.sh" --uninstall
+  assert_success
+  assert_debian_scripts_at '' "$WORK/xuc-old"
+  run in_chroot dpkg-divert --list
+  refute_output --partial '/etc/xen/scripts/'
+  run find "$CH/etc/xen/scripts" -name 'network-*' -o -name '*.xen-orig'
+  assert_output ''
+  run in_chroot dpkg -V xen-utils-common
+  assert_output ''
+}
+
 @test "install refuses over an original that install.sh kept, and leaves everything as it was" {
   cp -p "$CH/etc/xen/scripts/vif-nat" "$CH/etc/xen/scripts/vif-nat.xen-orig"
   run in_chroot dpkg -i /root/debs/xen-nethooks.deb

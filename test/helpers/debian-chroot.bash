@@ -60,6 +60,8 @@ debian_chroot_tarball() {
     return 1
   }
   mv "$tmp/root.tar.zst" "$tarball"
+  # Tarballs of older recipes are of no further use.
+  find "$cache" -maxdepth 1 -name "debian-$DEBIAN_CHROOT_SUITE-xen-nodejs-r*.tar.zst" ! -path "$tarball" -delete
   _debian_chroot_rm "$tmp"
   echo "$tarball"
 }
