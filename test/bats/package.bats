@@ -131,6 +131,21 @@ assert_ours_installed() {
   assert_line --index 0 --regexp "^xen-nethooks \\($(dpkg-deb -f "$DEB" Version)\\) "
 }
 
+@test "every setting in the example nethooks.conf, uncommented, is one the hooks accept" {
+  sed -n 's/^#\([a-z-]*\.[a-z_]*=.*\)$/\1/p' "$REPO/packaging/nethooks.conf" >"$BATS_TEST_TMPDIR/nethooks.conf"
+  [[ $(wc -l <"$BATS_TEST_TMPDIR/nethooks.conf") -ge 5 ]]
+  local h
+  for h in "${HOOKS[@]}"; do
+    XEN_NETHOOKS_CONF=$BATS_TEST_TMPDIR/nethooks.conf run "$REPO/dist/$h" --help
+    assert_success
+  done
+  # The check can fail: a key the hook does not know is an error naming the file and line.
+  echo 'vif-bridge.nosuchkey=1' >>"$BATS_TEST_TMPDIR/nethooks.conf"
+  XEN_NETHOOKS_CONF=$BATS_TEST_TMPDIR/nethooks.conf run "$REPO/dist/vif-bridge" --help
+  assert_failure 2
+  assert_output --partial "nethooks.conf:"
+}
+
 @test "the same sources build the same bytes" {
   bash "$REPO/packaging/build-deb.sh" --out "$BATS_TEST_TMPDIR" >/dev/null
   cmp "$DEB" "$BATS_TEST_TMPDIR/${DEB##*/}"
