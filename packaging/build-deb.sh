@@ -15,12 +15,13 @@ dist=$root/dist
 name=xen-nethooks
 die() { printf 'build-deb.sh: error: %s\n' "$*" >&2; exit 1; }
 
-# The Debian version is package.json's; a changelog whose top entry says otherwise is a mistake
-# caught here rather than in the field.
-version=$(node -p 'require(process.argv[1]).version' "$root/package.json")
-changelog_version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/changelog")
-[[ $changelog_version == "$version" ]] ||
-  die "packaging/changelog's top entry is $changelog_version but package.json says $version: add a changelog entry for $version"
+# The Debian version is the changelog's top entry: package.json's version and a packaging
+# revision (-1, -2, ...: the unit or maintainer scripts can change without the hooks). A changelog
+# that names another upstream version is a mistake caught here rather than in the field.
+upstream=$(node -p 'require(process.argv[1]).version' "$root/package.json")
+version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/changelog")
+[[ $version =~ ^${upstream//./\\.}-[0-9]+$ ]] ||
+  die "packaging/changelog's top entry is '$version' but package.json says $upstream: add a changelog entry for $upstream-1"
 out=$dist print=0
 while (($#)); do
   case $1 in
@@ -55,6 +56,7 @@ doc=/usr/share/doc/$name
 put 0644 "$here/copyright" "$doc/copyright"
 put 0644 "$root/README.md" "$doc/README.md"
 put 0644 "$here/nethooks-bridge.conf.example" "$doc/examples/nethooks-bridge.d/xenbr0.conf"
+put 0644 "$here/lintian-overrides" "/usr/share/lintian/overrides/$name"
 # Debian compresses changelogs and long documents with gzip -9n (no name, no time stamp, so the
 # same sources give the same bytes).
 gzip -9n "$stage$doc/README.md"
@@ -70,6 +72,8 @@ install -m 0644 "$here/conffiles" "$stage/DEBIAN/conffiles"
   >"$stage/DEBIAN/md5sums"
 chmod 0644 "$stage/DEBIAN/md5sums"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+# (util-linux is Essential: the versioned dependency says which flock(1) the lock needs, -w,
+# as Debian policy allows for Essential packages; an unversioned one would be an error.)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$here/control" >"$stage/DEBIAN/control"
 chmod 0644 "$stage/DEBIAN/control"
 
