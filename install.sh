@@ -25,14 +25,21 @@ Before replacing an existing script NAME it keeps it as NAME.xen-orig; a NAME.xe
 already exists is never overwritten, so re-running is safe and the first original is kept.
 Installing the same build again changes nothing.
 
+Where a Debian package owns NAME (dpkg -S; Debian's vif-bridge, vif-nat and vif-route belong to
+xen-utils-common), NAME is moved to NAME.xen-orig with 'dpkg-divert --local --rename' instead,
+so that an upgrade of that package installs its new NAME there and never prompts or overwrites
+ours. If the Debian package xen-nethooks is installed, install.sh refuses: upgrade the package.
+On Debian, the package is the better way: npm run package; apt install ./dist/xen-nethooks_*.deb
+
   --dir DIR     install into DIR instead of /etc/xen/scripts
-  --uninstall   put every NAME.xen-orig back as NAME (byte for byte, same mode) and remove our
-                hooks that replaced nothing
+  --uninstall   put every NAME.xen-orig back as NAME (byte for byte, same mode; a diversion is
+                removed with dpkg-divert --rename) and remove our hooks that replaced nothing
   --dry-run     print what would be done and change nothing
   --help        this text
 
 Environment:
-  DESTDIR       prefix for DIR (staged installs, packaging, tests): files go to \$DESTDIR\$DIR
+  DESTDIR       prefix for DIR (staged installs, packaging, tests): files go to \$DESTDIR\$DIR,
+                and the dpkg database consulted is the one under \$DESTDIR (dpkg --root)
 
 The hooks start with '#!/usr/bin/env node' and need Node.js >= 18 (Debian 12: apt-get install nodejs).
 EOF
@@ -59,6 +66,48 @@ done
 target=${DESTDIR:-}$dir
 
 is_ours() { [[ -f $1 ]] && grep -qF "$marker" "$1" 2>/dev/null; }
+
+# --- dpkg: the database of the system whose root is $DESTDIR (/ without it) ---------------------
+dpkg_root=${DESTDIR:-/}
+has_dpkg() {
+  command -v dpkg-query >/dev/null 2>&1 && command -v dpkg-divert >/dev/null 2>&1 &&
+    [[ -f $dpkg_root/var/lib/dpkg/status ]]
+}
+# dpkg_owner PATH: the packages (comma-separated) whose file PATH is, or nothing.
+dpkg_owner() {
+  dpkg-query --root="$dpkg_root" -S "$1" 2>/dev/null |
+    awk -v p="$1" '!/^diversion by / && substr($0, length($0) - length(p) - 1) == ": " p { print substr($0, 1, length($0) - length(p) - 2) }'
+}
+# divert_owner PATH: the package that diverts PATH, LOCAL for an admin's (our) diversion, or nothing.
+divert_owner() { dpkg-divert --root="$dpkg_root" --listpackage "$1" 2>/dev/null; }
+divert_to() { dpkg-divert --root="$dpkg_root" --truename "$1" 2>/dev/null; }
+
+# dpkg_check HOOK...: refuse before anything is changed where dpkg has a say; print the hooks
+# whose file a package owns and that must be diverted first.
+dpkg_check() {
+  local h p div owner
+  for h in "$@"; do
+    p=$dir/$h
+    div=$(divert_owner "$p")
+    owner=$(dpkg_owner "$p")
+    if [[ $div == xen-nethooks || ", $owner," == *", xen-nethooks,"* ]]; then
+      die "$p belongs to the Debian package xen-nethooks: upgrade that package instead (npm run package; apt install ./dist/xen-nethooks_<version>_all.deb), or remove it first (apt remove xen-nethooks)"
+    fi
+    if [[ -n $div && $div != LOCAL ]]; then
+      die "$p is diverted by the package $div (dpkg-divert --list $p); install.sh leaves it alone"
+    fi
+    if [[ $div == LOCAL ]]; then
+      [[ $(divert_to "$p") == "$p.xen-orig" ]] ||
+        die "$p has a local diversion to $(divert_to "$p"), not to $p.xen-orig: not made by install.sh; remove it first (dpkg-divert --local --rename --remove $p)"
+      continue
+    fi
+    [[ -n $owner ]] || continue
+    if [[ -e $target/$h.xen-orig || -L $target/$h.xen-orig ]]; then
+      die "$p belongs to the package $owner and $p.xen-orig exists without a diversion (an older install.sh overwrote it): run './install.sh --uninstall' first, then install again"
+    fi
+    printf '%s %s\n' "$h" "$owner"
+  done
+}
 
 check_node() {
   local v major
@@ -126,6 +175,12 @@ do_install() {
     ((dry)) && { say "would install the hooks that the build writes to dist/"; return 0; }
     die "no hooks in $dist after building"
   fi
+  local -A divert=()
+  if has_dpkg; then
+    local line
+    line=$(dpkg_check $hooks) || exit 1
+    while read -r h owner; do [[ -z $h ]] || divert[$h]=$owner; done <<<"$line"
+  fi
   if [[ ! -d $target ]]; then
     run mkdir -p "$target"
   fi
@@ -133,7 +188,12 @@ do_install() {
     src=$dist/$h
     dst=$target/$h
     orig=$dst.xen-orig
-    if [[ -e $dst || -L $dst ]] && ! is_ours "$dst"; then
+    if [[ -n ${divert[$h]:-} ]]; then
+      say "diverting $dir/$h (a file of the package ${divert[$h]}) to $dir/$h.xen-orig: its upgrades go there"
+      run dpkg-divert --root="$dpkg_root" --local --rename --divert "$dir/$h.xen-orig" --add "$dir/$h"
+    fi
+    # (A diverted file is already NAME.xen-orig; under --dry-run it only would be.)
+    if [[ -z ${divert[$h]:-} ]] && [[ -e $dst || -L $dst ]] && ! is_ours "$dst"; then
       if [[ -e $orig || -L $orig ]]; then
         say "warning: $dst is not ours, but $orig already exists and is kept; $dst is replaced" >&2
       else
@@ -170,8 +230,14 @@ do_uninstall() {
       say "warning: $name is not ours (replaced since the install?): left alone, and $f kept" >&2
       continue
     fi
-    say "restoring the original $name"
-    run mv -f "$f" "$name"
+    if has_dpkg && [[ $(divert_owner "${name#"${DESTDIR:-}"}") == LOCAL ]]; then
+      say "restoring the original $name (removing the diversion)"
+      run rm -f "$name"
+      run dpkg-divert --root="$dpkg_root" --local --rename --remove "${name#"${DESTDIR:-}"}"
+    else
+      say "restoring the original $name"
+      run mv -f "$f" "$name"
+    fi
     restored[$name]=1
     did=1
   done

@@ -263,3 +263,119 @@ EOF
   assert_output --partial "dry run: nothing was changed"
   [[ -z $(ls -A "$DESTDIR") ]]
 }
+
+# --- where dpkg owns the scripts ------------------------------------------------------------------
+# A real dpkg database under DESTDIR (dpkg --root), holding a small package that owns
+# /etc/xen/scripts/vif-test as a conffile, as xen-utils-common owns Debian's vif-bridge.
+
+# fake_deb NAME VERSION FILE...: build $BATS_TEST_TMPDIR/NAME_VERSION.deb owning FILE... under
+# /etc/xen/scripts (each a conffile whose text says the version), print its path.
+fake_deb() {
+  local name=$1 version=$2 f pkg=$BATS_TEST_TMPDIR/pkg-$1-$2
+  shift 2
+  mkdir -p "$pkg/DEBIAN" "$pkg/etc/xen/scripts"
+  printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: test <test@example.org>\nDescription: test package\n' \
+    "$name" "$version" >"$pkg/DEBIAN/control"
+  for f in "$@"; do
+    printf '#!/bin/sh\n# %s of %s %s\nexit 0\n' "$f" "$name" "$version" >"$pkg/etc/xen/scripts/$f"
+    chmod 755 "$pkg/etc/xen/scripts/$f"
+    echo "/etc/xen/scripts/$f" >>"$pkg/DEBIAN/conffiles"
+  done
+  dpkg-deb --root-owner-group -b "$pkg" "$BATS_TEST_TMPDIR/${name}_$version.deb" >/dev/null
+  echo "$BATS_TEST_TMPDIR/${name}_$version.deb"
+}
+
+# dpkg_db: an empty dpkg database under DESTDIR.
+dpkg_db() {
+  mkdir -p "$DESTDIR/var/lib/dpkg/info" "$DESTDIR/var/lib/dpkg/updates" "$DESTDIR/var/lib/dpkg/triggers"
+  : >"$DESTDIR/var/lib/dpkg/status"
+}
+
+dpkg_in() { dpkg --root="$DESTDIR" "$@" </dev/null; }
+
+@test "a script a package owns is diverted to NAME.xen-orig; the package's upgrade lands there; --uninstall gives back its current version" {
+  dpkg_db
+  dpkg_in -i "$(fake_deb xen-scripts-test 1 vif-test)" >/dev/null
+  run "$PROJ/install.sh"
+  assert_success
+  assert_output --partial "diverting /etc/xen/scripts/vif-test (a file of the package xen-scripts-test) to /etc/xen/scripts/vif-test.xen-orig"
+  cmp "$PROJ/dist/vif-test" "$SCRIPTS/vif-test"
+  cmp "$BATS_TEST_TMPDIR/pkg-xen-scripts-test-1/etc/xen/scripts/vif-test" "$SCRIPTS/vif-test.xen-orig"
+  run dpkg-divert --root="$DESTDIR" --list
+  assert_output "local diversion of /etc/xen/scripts/vif-test to /etc/xen/scripts/vif-test.xen-orig"
+  run dpkg_in -V
+  assert_success
+  assert_output ''
+
+  # An unattended upgrade (no terminal) with a changed conffile: no prompt, ours stays.
+  run dpkg_in -i "$(fake_deb xen-scripts-test 2 vif-test)"
+  assert_success
+  cmp "$PROJ/dist/vif-test" "$SCRIPTS/vif-test"
+  cmp "$BATS_TEST_TMPDIR/pkg-xen-scripts-test-2/etc/xen/scripts/vif-test" "$SCRIPTS/vif-test.xen-orig"
+  run dpkg_in -V
+  assert_output ''
+
+  run "$PROJ/install.sh"
+  assert_success
+  assert_output --partial "up to date: $SCRIPTS/vif-test"
+
+  run "$PROJ/install.sh" --uninstall
+  assert_success
+  assert_output --partial "restoring the original $SCRIPTS/vif-test (removing the diversion)"
+  cmp "$BATS_TEST_TMPDIR/pkg-xen-scripts-test-2/etc/xen/scripts/vif-test" "$SCRIPTS/vif-test"
+  [[ $(stat -c %a "$SCRIPTS/vif-test") == 755 ]]
+  [[ ! -e $SCRIPTS/vif-test.xen-orig && ! -e $SCRIPTS/network-bridge ]]
+  run dpkg-divert --root="$DESTDIR" --list
+  assert_output ''
+  run dpkg_in -V
+  assert_success
+  assert_output ''
+}
+
+@test "with dpkg, --dry-run prints the dpkg-divert it would run and changes nothing" {
+  dpkg_db
+  dpkg_in -i "$(fake_deb xen-scripts-test 1 vif-test)" >/dev/null
+  local before
+  before=$(tree_sum)
+  run "$PROJ/install.sh" --dry-run
+  assert_success
+  assert_output --partial "would run: dpkg-divert --root=$DESTDIR --local --rename --divert /etc/xen/scripts/vif-test.xen-orig --add /etc/xen/scripts/vif-test"
+  refute_output --partial "would run: cp -a"
+  [[ $(tree_sum) == "$before" ]]
+}
+
+@test "refuses, changing nothing, where the Debian package xen-nethooks owns the scripts" {
+  dpkg_db
+  dpkg_in -i "$(fake_deb xen-nethooks 0.1 network-bridge)" >/dev/null
+  local before
+  before=$(tree_sum)
+  run "$PROJ/install.sh"
+  assert_failure
+  assert_output --partial "/etc/xen/scripts/network-bridge belongs to the Debian package xen-nethooks: upgrade that package instead"
+  [[ $(tree_sum) == "$before" ]]
+}
+
+@test "refuses, changing nothing, where NAME.xen-orig sits beside a package's NAME without a diversion" {
+  dpkg_db
+  dpkg_in -i "$(fake_deb xen-scripts-test 1 vif-test)" >/dev/null
+  cp -p "$SCRIPTS/vif-test" "$SCRIPTS/vif-test.xen-orig"
+  local before
+  before=$(tree_sum)
+  run "$PROJ/install.sh"
+  assert_failure
+  assert_output --partial "/etc/xen/scripts/vif-test.xen-orig exists without a diversion"
+  assert_output --partial "./install.sh --uninstall"
+  [[ $(tree_sum) == "$before" ]]
+}
+
+@test "a script another package diverts is left alone, with an error" {
+  dpkg_db
+  dpkg_in -i "$(fake_deb xen-scripts-test 1 vif-test)" >/dev/null
+  dpkg-divert --root="$DESTDIR" --package some-other --rename --divert /etc/xen/scripts/vif-test.other --add /etc/xen/scripts/vif-test >/dev/null
+  local before
+  before=$(tree_sum)
+  run "$PROJ/install.sh"
+  assert_failure
+  assert_output --partial "/etc/xen/scripts/vif-test is diverted by the package some-other"
+  [[ $(tree_sum) == "$before" ]]
+}
