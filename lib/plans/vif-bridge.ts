@@ -144,6 +144,9 @@ export interface LeftoverGuard {
  * before (the ebtables/iptables jumps would otherwise be inserted a second time, and one offline
  * could not remove them).
  */
+/** IPv6's minimum link MTU (RFC 8200): below it the kernel disables IPv6 on the device. */
+const IPV6_MIN_MTU = 1280;
+
 export function planOnline(req: VifRequest, host: HostState, finish: (mtu: number) => Command[], leftover?: LeftoverGuard): OnlinePlan {
   const warnings: string[] = [];
   const link = findLink(host, req.dev);
@@ -171,14 +174,18 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
   const bridgeLink = findLink(host, bridge);
   const mtu = req.mtu ?? bridgeLink?.mtu ?? 1500;
   // The kernel lowers a bridge's MTU to its smallest port's (unless an MTU was set on the bridge
-  // itself), and below 1280 it takes dom0's IPv6 addresses off the bridge for good: a guest's mtu
-  // must never do that to dom0. Refused rather than clamped, so the guest does not silently get
-  // an MTU other than the one configured.
+  // itself) and raises it again when that port leaves: Xen's own vif-bridge lives with that, and
+  // guests configured with a smaller mtu (a tunnelled uplink) rely on it, so it stays allowed, with
+  // a warning. Below 1280, though, the kernel takes every IPv6 address off the bridge, dom0's
+  // included, and does not put them back when the MTU rises again: that a guest's mtu must never do.
   if (req.mtu !== undefined && bridgeLink && req.mtu < bridgeLink.mtu) {
-    throw new PlanError(
-      `mtu=${req.mtu} is below bridge ${bridge}'s MTU ${bridgeLink.mtu}: a port's lower MTU lowers the whole bridge's, dom0's own traffic on it included ` +
-        `(below 1280 the kernel also removes dom0's IPv6 addresses from it); leave mtu unset to use ${bridgeLink.mtu}, or lower ${bridge}'s MTU first`,
-    );
+    if (req.mtu < IPV6_MIN_MTU && bridgeLink.mtu >= IPV6_MIN_MTU) {
+      throw new PlanError(
+        `mtu=${req.mtu} is below ${IPV6_MIN_MTU}: as a port of bridge ${bridge} (MTU ${bridgeLink.mtu}) it would lower the bridge below IPv6's minimum, ` +
+          `and the kernel would remove dom0's IPv6 addresses from ${bridge} for good; set mtu to ${IPV6_MIN_MTU} or more, or leave it unset to use ${bridgeLink.mtu}`,
+      );
+    }
+    warnings.push(`mtu=${req.mtu} is below bridge ${bridge}'s MTU ${bridgeLink.mtu}: the kernel lowers ${bridge} to ${req.mtu} while this guest is on it (as with Xen's vif-bridge), and raises it again when it leaves`);
   }
   let guard: VifGuard | undefined;
   const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack) : [];

@@ -94,9 +94,9 @@ online_offline() {
 
 @test "mtu set in xenstore: the same port MTU and frontend mtu (xenstore wins over the bridge's)" {
   df_twins
-  df_vif 1 0 mtu=9000
-  online_offline 1 0 vif1.0 xenbr0 9000
-  assert_equal "$(df_xs a /local/domain/1/device/vif/0/mtu)" 9000
+  df_vif 1 0 mtu=1400
+  online_offline 1 0 vif1.0 xenbr0 1400
+  assert_equal "$(df_xs a /local/domain/1/device/vif/0/mtu)" 1400
 }
 
 @test "bridge defaulted (no bridge key), one bridge on the host: both take it" {
@@ -267,11 +267,11 @@ WRITE /local/domain/1/device/vif/0/mtu = $DF_MTU"
 
 @test "type_if=tap with mtu set and ip in CIDR form: the same port MTU; neither side writes a frontend mtu or hotplug-status for an emulated NIC" {
   df_twins
-  df_tap 1 0 mtu=9000 "ip=192.0.2.16/28"
+  df_tap 1 0 mtu=1400 "ip=192.0.2.16/28"
   df_both add 1 0
   df_rc_is 0
   df_assert_same
-  port_is b vif1.0-emu xenbr0 9000
+  port_is b vif1.0-emu xenbr0 1400
   assert_equal "$(df_xs_writes b)" ""
   df_both remove 1 0
   df_rc_is 0

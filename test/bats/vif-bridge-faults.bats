@@ -231,26 +231,32 @@ refused_ip() {
 # bridge_v6 ADDR: dom0's global IPv6 address ADDR is on the bridge.
 bridge_v6() { ip -n "$DOM0" -6 addr show dev "$BRIDGE" scope global | grep -q "inet6 $1/"; }
 
-@test "an mtu below the bridge's is refused (it would lower dom0's bridge and strip its IPv6 address); online and offline of a good one leave the bridge's MTU and IPv6 address as they were" {
+@test "an mtu below 1280 is refused (it would lower dom0's bridge and strip its IPv6 address); 1400 lowers the bridge only while the guest is on it; online and offline leave dom0's IPv6 address" {
   vb_dom0
   ip -n "$DOM0" -6 addr add 2001:db8::2/64 dev "$BRIDGE" nodad
   vb_guest 1 0 mtu=1200
   run vb_online 1 0
-  assert_failed_cleanly 1 0 vif1.0 "mtu=1200 is below bridge xenbr0's MTU $VB_MTU"
-  assert_output --partial "leave mtu unset to use $VB_MTU"
+  assert_failed_cleanly 1 0 vif1.0 "mtu=1200 is below 1280: as a port of bridge xenbr0 (MTU $VB_MTU)"
+  assert_output --partial "leave it unset to use $VB_MTU"
   assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
   bridge_v6 2001:db8::2 || fail "dom0's IPv6 address left the bridge: $(ip -n "$DOM0" -6 addr show dev "$BRIDGE")"
   assert_equal "$(link_mtu vif1.0)" 1500
-  # Control: a guest mtu at or above the bridge's works; the bridge keeps its MTU and address
-  # through online and offline.
-  for m in "" 9000; do
+  # Control: a guest mtu at or above the bridge's works, and one below it (but not below 1280)
+  # lowers the bridge while the guest is on it, as Xen's vif-bridge does; the bridge keeps
+  # dom0's address throughout and its own MTU after offline.
+  for m in "" 9000 1400; do
     if [[ -n $m ]]; then xenstore-write "$(be 1 0)/mtu" "$m"; else xenstore-rm "$(be 1 0)/mtu"; fi
     run vb_online 1 0
     assert_success
     assert_equal "$(link_master vif1.0)" "$BRIDGE"
     assert_equal "$(link_mtu vif1.0)" "${m:-$VB_MTU}"
     assert_equal "$(xs_read "$(fe 1 0)/mtu")" "${m:-$VB_MTU}"
-    assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+    if [[ $m == 1400 ]]; then
+      assert_equal "$(link_mtu "$BRIDGE")" 1400
+      log_has "mtu=1400 is below bridge xenbr0's MTU $VB_MTU"
+    else
+      assert_equal "$(link_mtu "$BRIDGE")" "$VB_MTU"
+    fi
     bridge_v6 2001:db8::2 || fail "online mtu=$m: dom0's IPv6 address left the bridge"
     run vb_offline 1 0
     assert_success

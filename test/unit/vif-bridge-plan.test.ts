@@ -45,9 +45,12 @@ test('online: guard before the port comes up, report last', () => {
     "a rollback gives the vif its own MTU back");
 });
 
-test("online: an mtu below the bridge's is refused, by key and value (it would lower dom0's bridge)", () => {
-  assert.throws(() => planOnline(req({ mtu: 1400 }), h, report),
-    (e: Error) => e instanceof PlanError && /mtu=1400 is below bridge xenbr0's MTU 9000.*leave mtu unset to use 9000/.test(e.message));
+test("online: an mtu below the bridge's lowers it, with a warning; below 1280 it is refused by key and value (dom0's IPv6 would go)", () => {
+  const lower = planOnline(req({ mtu: 1400 }), h, report);
+  assert.equal(lower.mtu, 1400);
+  assert.match(lower.warnings.join(), /mtu=1400 is below bridge xenbr0's MTU 9000: the kernel lowers xenbr0 to 1400/);
+  assert.throws(() => planOnline(req({ mtu: 1200 }), h, report),
+    (e: Error) => e instanceof PlanError && /mtu=1200 is below 1280: .*bridge xenbr0 \(MTU 9000\).*remove dom0's IPv6 addresses.*leave it unset to use 9000/.test(e.message));
   const same = planOnline(req({ mtu: 1500, bridge: 'eth1' }), h, report);
   assert.deepEqual(same.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -'], 'no MTU to put back when it did not change');
 });

@@ -72,7 +72,7 @@ t spoof-ip a "2: a spoofed source IPv4 is dropped before the host beyond (the un
 t spoof-mac a "2: a spoofed source MAC is dropped before the host beyond (the unguarded control vif lets it through)"
 t spoof-ip6 a "2: a spoofed source IPv6 is dropped before the host beyond (the guest's own IPv6 gets through; the unguarded control vif lets the spoof through)"
 t a-after  a "2: after the spoofs the guest still reaches the host beyond"
-t vifname  a "3: vifname=xtctl0 mtu=9000 (above the bridge's: a lower one is refused): the port is renamed, on xenbr1 at MTU 9000, the frontend's mtu is 9000"
+t vifname  a "3: vifname=xtctl0 mtu=1400: the port is renamed, on xenbr1 at MTU 1400, the frontend's mtu is 1400"
 t attach   a "3: xl network-attach (cron's PATH=/usr/bin:/bin): online ran, connected, the guest's new eth2 pings the host beyond"
 t detach   a "3: xl network-detach: offline ran, port, rules, state and backend gone, the guest lost eth2"
 t a-destroy a "1: xl destroy: offline ran for both vifs; no port, no rule, no state record, no xenstore backend left"
@@ -400,7 +400,7 @@ scenario_a() {
   t0=$(up)
   capture_start lan0 lan0 lan0
   capture_start lan1 lan1 lan1
-  guest_cfg xt-a bridge "'bridge=xenbr0,mac=$A_MAC0,ip=$A_IP0 $A_IP6_0', 'bridge=xenbr1,mac=$A_MAC1,ip=$A_IP1,vifname=xtctl0,mtu=9000,script=vif-bridge-noguard'" \
+  guest_cfg xt-a bridge "'bridge=xenbr0,mac=$A_MAC0,ip=$A_IP0 $A_IP6_0', 'bridge=xenbr1,mac=$A_MAC1,ip=$A_IP1,vifname=xtctl0,mtu=1400,script=vif-bridge-noguard'" \
     "xt_mac0=$A_MAC0 xt_ip0=$A_IP0 xt_mac1=$A_MAC1 xt_ip1=$A_IP1 xt_mac2=$A_MAC2 xt_ip2=$A_IP2 xt_dom0=192.0.2.1 xt_beyond0=192.0.2.2 xt_beyond1=198.51.100.2 xt_spoofip0=192.0.2.66 xt_spoofip1=198.51.100.66 xt_spoofmac=$SPOOF_MAC $(ip6_words "$A_IP6_0" "$A_IP6_1" 2001:db8:10::66 2001:db8:11::66)"
   A_MARK0=$(lines_of "$ACCESS_LOG")
   xl_do create-xt-a create "$W/xt-a.cfg"
@@ -463,8 +463,8 @@ scenario_a() {
   check "no link xtctl0" link_exists xtctl0
   check "vif$d.1 still exists (not renamed)" no_link "vif$d.1"
   check "xtctl0 is not a port of xenbr1" is_port xtctl0 xenbr1
-  check "xtctl0's MTU is not 9000" mtu_is xtctl0 9000
-  check "frontend vif/1/mtu is not 9000" xs_is "/local/domain/$d/device/vif/1/mtu" 9000
+  check "xtctl0's MTU is not 1400" mtu_is xtctl0 1400
+  check "frontend vif/1/mtu is not 1400" xs_is "/local/domain/$d/device/vif/1/mtu" 1400
   # Linux's netfront does not apply the frontend's mtu key itself (its eth1 stays at 1500).
   finish 'ip -d link show xtctl0' 'gl eth1-netfront; echo "$REPLY"'
 

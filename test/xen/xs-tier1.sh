@@ -46,7 +46,7 @@ source "$repo/test/xenstored/xenstored.bash"
 xenstored_start "$tmp/xs" >"$tmp/xs.log" 2>&1 || notok "the test xenstored did not start: $(cat "$tmp/xs.log")"
 # The backend as tier 1 seeds it (xenstored_add_vif), with this guest's bridge/ip/mac/mtu/vifname.
 xenstored_add_vif "$d" 0 "ip=$XS_IP0" "mac=$XS_MAC0" bridge=xenbr0 >>"$tmp/xs.log" 2>&1 &&
-  xenstored_add_vif "$d" 1 "ip=$XS_IP1" "mac=$XS_MAC1" bridge=xenbr1 mtu=9000 vifname=xtctl0 script=/etc/xen/scripts/vif-bridge-noguard >>"$tmp/xs.log" 2>&1 ||
+  xenstored_add_vif "$d" 1 "ip=$XS_IP1" "mac=$XS_MAC1" bridge=xenbr1 mtu=1400 vifname=xtctl0 script=/etc/xen/scripts/vif-bridge-noguard >>"$tmp/xs.log" 2>&1 ||
   notok "seeding the test xenstored failed: $(tail -n 3 "$tmp/xs.log")"
 {
   ip netns add "$ns" && ip -n "$ns" link add xenbr0 type bridge && ip -n "$ns" link add xenbr1 type bridge &&
