@@ -64,7 +64,7 @@ test('offline plan: one nft command when the guard was listed, nothing when ther
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, seen)), ['nft -f -']);
   assert.equal(fw(planOffline('vif1.0', 'iptables', true, { listed: 6, jumps: [], chains: [] })), undefined);
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true)), [
-    'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush']);
+    'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush', 'nft -f -']);
   assert.deepEqual(fw(planOffline('vif1.0', 'nft', true, seen)), ['nft -f -'], 'firewall=nft keeps its own removal');
 });
 
