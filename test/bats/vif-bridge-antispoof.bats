@@ -697,6 +697,7 @@ tagged_dropped() {
   spoof_tagged
   assert_arrived "vlan 100 and ether src $G1MAC" lan peer
   assert_arrived "vlan 10 and vlan 20 and ether src $G1MAC" lan peer
+  wait_sentinel lan
   assert_equal "$(captured lan "ether proto 0x88a8 and ether src $G1MAC")" 6
 }
 
@@ -731,6 +732,7 @@ frag_dropped() {
   spoof_frag
   assert_arrived "$(frag_bpf) and ip6 dst ff02::1" lan peer dom0
   assert_arrived "$(frag_bpf) and ip6 dst $VB_LAN_LL" lan
+  wait_sentinel lan
   assert_equal "$(captured lan "$(frag_bpf)")" 12
 }
 
@@ -789,6 +791,7 @@ arp_shape_dropped() {
   SHAPE_MAC=$G1MAC
   spoof_arp_shape 1
   assert_arrived "$(arp_shape_bpf)" dom0
+  wait_sentinel dom0
   assert_equal "$(captured dom0 "$(arp_shape_bpf)")" 6
   wait_until 3 eval '[[ $(neigh_mac "$DOM0" "$G1IP") == "$FAKEMAC" ]]' || fail "dom0's entry for guest 1: $(ip -n "$DOM0" neigh show "$G1IP")"
 }
