@@ -748,7 +748,10 @@ spoof_arp_shape() {
   spoof "$d" 0 arp-reply ptype=0x86dd hwsrc="$FAKEMAC" dmac="$VB_BR_MAC" psrc="$ip" pdst="$VB_DOM0_IP" sentinel=yes
 }
 # dom0_learns D: dom0 resolves guest D's address, honestly, then the entry ages past locktime.
+# The guest's entry for dom0 is made permanent first: else its kernel, having answered the ping,
+# probes dom0 a few seconds later, and that honest ARP would put the real MAC back under a lie.
 dom0_learns() {
+  ip -n "$(vb_ns "$1" 0)" neigh replace "$VB_DOM0_IP" lladdr "$VB_BR_MAC" dev eth0 nud permanent
   ip netns exec "$DOM0" ping -c 1 -W 2 "$(vb_ip4 "$1" 0)" >/dev/null || fail "dom0 cannot ping guest $1"
   assert_equal "$(neigh_mac "$DOM0" "$(vb_ip4 "$1" 0)")" "$(vb_mac "$1" 0)"
   sleep 1.2
