@@ -1,7 +1,7 @@
 /** vif-bridge's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-bridge.ts. */
 import { run } from '../exec.ts';
 import { chainName, type FirewallBackend } from '../firewall/guard.ts';
-import { observeXtablesGuard } from '../firewall/xtables-nft.ts';
+import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
 import { planOffline, planOnline, targetName, xenbrAlias, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
@@ -36,6 +36,7 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
     firewall: (o.get('firewall') as FirewallBackend | undefined) ?? 'iptables',
     notrack: o.get('notrack') !== false,
     antispoof: o.get('antispoof') !== false,
+    nft: onPath('nft', ctx.env),
   };
 }
 
@@ -86,7 +87,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const dev = record?.dev ?? targetName(req);
       const firewall = record?.firewall ?? req.firewall;
       return {
-        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables']) : undefined),
+        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined),
         dev,
         hookVars: { bridge: record?.bridge ?? req.bridge ?? '', ip: req.ip.join(' ') },
       };

@@ -4,6 +4,7 @@
  * name alone, so offline never needs xenstore (which may have changed or be gone by then).
  */
 import { ipFamily } from '../net/ip.ts';
+import { eui64LinkLocal } from './nd-addresses.ts';
 
 export interface VifGuard {
   /** The port device as it is named once online (after a vifname rename). */
@@ -22,6 +23,34 @@ export interface VifGuard {
   l2?: boolean | undefined;
   /** Keep the guest's traffic out of dom0's conntrack table. */
   notrack: boolean;
+  /**
+   * firewall=iptables only: also put the checks ebtables cannot express (a neighbour
+   * advertisement's target, fragmented ICMPv6) in nft's bridge table (nft.ts, `nftCompanion`).
+   * Set where `nft` is installed.
+   */
+  companion?: boolean | undefined;
+}
+
+/*
+ * Tagged frames (802.1Q, 802.1ad; one tag or two): every check reads the headers of an untagged
+ * frame, and a tag moves them, so each backend drops every tagged frame from a guest (its
+ * `tagged` rules). A per-guest trunk policy would add the VLAN ids a guest may use to VifGuard
+ * and let those through there, to the same checks on the inner frame; there is none yet.
+ */
+
+/**
+ * The link-local addresses a guest may send from and name as a neighbour advertisement's target,
+ * besides those listed in ip=: the one its kernel forms from its MAC (EUI-64). A guest that uses
+ * another (stable-privacy addresses, RFC 7217) must list it in ip=. Without a MAC there is no
+ * telling which is its own: any link-local address.
+ */
+export function ownLinkLocals(g: Pick<VifGuard, 'mac'>): string[] {
+  return g.mac ? [eui64LinkLocal(g.mac)] : ['fe80::/10'];
+}
+
+/** The guest's own IPv6 addresses and prefixes: its ip= entries and its link-local address. */
+export function ownIPv6(g: Pick<VifGuard, 'mac' | 'ipv6'>): string[] {
+  return [...g.ipv6, ...ownLinkLocals(g).filter((a) => !g.ipv6.includes(a))];
 }
 
 export type FirewallBackend = 'iptables' | 'nft' | 'none';

@@ -13,7 +13,8 @@
  * a drop in any table is final. Use firewall=iptables there.
  */
 import type { Command } from '../exec.ts';
-import type { VifGuard } from './guard.ts';
+import { ownIPv6, type VifGuard } from './guard.ts';
+import { nftNumber } from './nd-addresses.ts';
 
 export const NFT_TABLE = 'xen-nethooks';
 const T = `bridge ${NFT_TABLE}`;
@@ -42,17 +43,46 @@ function set(items: readonly string[]): string {
   return `{ ${items.join(', ')} }`;
 }
 
+/** Tagged frames: none (see guard.ts). `ether type` reads the outer tag's type. */
+function tagged(r: (expr: string) => string): string[] {
+  return [r('ether type { 8021q, 8021ad } drop')];
+}
+
+/**
+ * Fragmented ICMPv6, and fragments whose fragmentable part starts with
+ * an extension header: neighbour discovery is never fragmented (RFC 6980), and a first fragment
+ * must carry the whole header chain (RFC 7112). Matching the fragment header's next header
+ * catches every fragment of such a packet, the first one included, whether or not the ICMPv6
+ * header is in it. The cost: a ping larger than the MTU from the guest does not get through.
+ */
+function fragments(r: (expr: string) => string): string[] {
+  // hop-by-hop, routing, fragment, AH, ICMPv6, destination options, mobility, HIP, shim6, experiments
+  return [r('frag nexthdr { 0, 43, 44, 51, 58, 60, 135, 139, 140, 253, 254 } drop')];
+}
+
+/**
+ * A neighbour advertisement names its target at ICMPv6 offset 8: only the guest's own
+ * addresses, or it re-points its neighbours' entries for another's address to itself.
+ */
+function naTarget(g: VifGuard, r: (expr: string) => string): string[] {
+  return [r(`icmpv6 type nd-neighbor-advert @th,64,128 != ${set(ownIPv6(g).map(nftNumber))} drop`)];
+}
+
 function rules(g: VifGuard): string[] {
   const r = (expr: string) => `add rule ${T} ${chain(g.dev)} ${expr}`;
   const out: string[] = [];
   if (g.l2 === false) return out; // antispoof=no: the chain stays, empty (NOTRACK still applies)
-  if (g.mac) {
-    out.push(r(`ether saddr != ${g.mac} drop`));
-    out.push(r(`arp saddr ether != ${g.mac} drop`));
-  }
-  out.push(r('ip protocol udp udp sport 67 drop'));
+  if (g.mac) out.push(r(`ether saddr != ${g.mac} drop`));
+  out.push(...tagged(r));
+  // Ethernet/IPv4 ARP only: `arp saddr` reads fixed offsets, right only for 6- and 4-byte addresses.
+  out.push(r('arp htype != 1 drop'), r('arp ptype != ip drop'), r('arp hlen != 6 drop'), r('arp plen != 4 drop'));
+  if (g.mac) out.push(r(`arp saddr ether != ${g.mac} drop`));
+  // A guest is never a DHCP server nor a router: a server's reply goes to a client's port (68,
+  // 546) from whatever port; a relay's comes from the server's (67, 547).
+  out.push(r('udp dport { 68, 546 } drop'));
+  out.push(r('udp sport { 67, 547 } drop'));
   out.push(r('icmpv6 type { nd-router-advert, nd-redirect } drop'));
-  out.push(r('ip6 nexthdr udp udp sport 547 drop'));
+  out.push(...fragments(r));
   if (!g.antispoof) return out;
   out.push(r('ip saddr 0.0.0.0 udp sport 68 udp dport 67 return'));
   if (g.ipv4.length) {
@@ -61,7 +91,10 @@ function rules(g: VifGuard): string[] {
   } else {
     out.push(r('arp saddr ip 0.0.0.0 return'));
   }
-  out.push(r(`ip6 saddr ${set([...g.ipv6, 'fe80::/10', '::'])} return`));
+  out.push(...naTarget(g, r));
+  out.push(r(`ip6 saddr ${set(ownIPv6(g))} return`));
+  // From ::, only duplicate address detection: its solicitation and MLD reports.
+  out.push(r('ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return'));
   out.push(r('drop'));
   return out;
 }
@@ -98,3 +131,32 @@ export function nftRemove(dev: string, notrack: boolean): Command {
     },
   };
 }
+
+/**
+ * firewall=iptables: the checks ebtables cannot express, in this table's chain for the vif
+ * (fragmented ICMPv6, and with ip= a neighbour advertisement's target); they only drop, so they
+ * add to ebtables' guard whichever of the two sees a frame first. None with antispoof=no.
+ */
+export function nftCompanionApply(g: VifGuard): Command | undefined {
+  if (g.l2 === false) return undefined;
+  const c = chain(g.dev);
+  const r = (expr: string) => `add rule ${T} ${c} ${expr}`;
+  const script = [
+    ...base(),
+    `add chain ${T} ${c}`,
+    `flush chain ${T} ${c}`,
+    ...fragments(r),
+    ...(g.antispoof ? naTarget(g, r) : []),
+    `add element ${T} vifs { "${g.dev}" : jump ${c} }`,
+    '',
+  ].join('\n');
+  return { argv: ['nft', '-f', '-'], input: script };
+}
+
+/** Its removal: as the nft backend's, without NOTRACK; where there is none, nothing to do. */
+export function nftCompanionRemove(dev: string): Command {
+  return nftRemove(dev, false);
+}
+
+/** The companion's pieces, for one nft transaction that removes a whole guard (xtables-nft.ts). */
+export const NFT_COMPANION = { table: NFT_TABLE, family: 'bridge', map: 'vifs', chain } as const;

@@ -16,6 +16,7 @@
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type Command } from '../exec.ts';
+import { NFT_COMPANION } from './nft.ts';
 
 /** Where a guard's rules sit: the built-in chains that jump to a vif's chains, per table. */
 const BUILTIN: ReadonlyArray<readonly [family: string, table: string, chain: string]> = [
@@ -39,6 +40,11 @@ export interface XtablesGuard {
   jumps: Array<{ family: string; table: string; chain: string; handle: number }>;
   /** Where the vif's own chain exists: flushed, then deleted. */
   chains: Array<{ family: string; table: string }>;
+  /**
+   * vif-bridge: its nft companion (nft.ts), when asked for: the vif's entry in the dispatch map
+   * and its chain, each where it exists. Removed in the same transaction.
+   */
+  companion?: { element: boolean; chain: boolean };
 }
 
 /** The program a command name resolves to on PATH, symlinks (alternatives) followed. */
@@ -54,6 +60,11 @@ function resolve(program: string, env: NodeJS.ProcessEnv): string | undefined {
     }
   }
   return undefined;
+}
+
+/** True when `program` is an executable on PATH. */
+export function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
+  return resolve(program, env) !== undefined;
 }
 
 /** iptables' multi-call binary, or the per-tool names Debian's alternatives point at. */
@@ -79,16 +90,19 @@ export function xtablesOnNft(env: NodeJS.ProcessEnv, tools: readonly string[]): 
  * missing chain is one error line on stderr while the others still print. HOME points nowhere so
  * that it does not rewrite root's ~/.nft.history on every offline.
  */
-export function guardListing(chain: string): Command {
+export function guardListing(chain: string, companionDev?: string): Command {
+  const { family, table, map } = NFT_COMPANION;
   const lines = [
     ...BUILTIN.map(([f, t, c]) => `list chain ${f} ${t} ${c}`),
     ...OWN_TABLES.map(([f, t]) => `list chain ${f} ${t} ${chain}`),
+    ...(companionDev === undefined ? [] : [`list chain ${family} ${table} ${NFT_COMPANION.chain(companionDev)}`, `list map ${family} ${table} ${map}`]),
   ];
   return { argv: ['env', 'HOME=/nonexistent', 'nft', '-j', '-a', '-i'], input: lines.join('\n') + '\n' };
 }
 
 interface NftObject {
   chain?: { family: string; table: string; name: string };
+  map?: { family: string; table: string; name: string; elem?: unknown[] };
   rule?: { family: string; table: string; chain: string; handle: number; expr?: unknown[] };
 }
 
@@ -98,8 +112,12 @@ function jumpTarget(expr: unknown[] | undefined): string | undefined {
 }
 
 /** What `guardListing` printed, reduced to the guard's pieces; lines that are no JSON are skipped. */
-export function parseGuardListing(stdout: string, chain: string): XtablesGuard {
+export function parseGuardListing(stdout: string, chain: string, companionDev?: string): XtablesGuard {
   const found: XtablesGuard = { listed: 0, jumps: [], chains: [] };
+  const { family, table, map } = NFT_COMPANION;
+  const companion = companionDev === undefined ? undefined : { element: false, chain: false };
+  if (companion) found.companion = companion;
+  const inCompanionTable = (o: { family: string; table: string }) => o.family === family && o.table === table;
   const builtin = new Set(BUILTIN.map(([f, t, c]) => `${f} ${t} ${c}`));
   for (const line of stdout.split('\n')) {
     // From the first brace: a terminal's escape sequence may come before it.
@@ -114,6 +132,9 @@ export function parseGuardListing(stdout: string, chain: string): XtablesGuard {
     for (const o of doc.nftables ?? []) {
       if (o.chain) found.listed++;
       if (o.chain && o.chain.name === chain) found.chains.push({ family: o.chain.family, table: o.chain.table });
+      if (companion && o.chain && inCompanionTable(o.chain) && o.chain.name === NFT_COMPANION.chain(companionDev ?? '')) companion.chain = true;
+      // A map's elements: [key, verdict] pairs.
+      if (companion && o.map && inCompanionTable(o.map) && o.map.name === map && o.map.elem?.some((e) => Array.isArray(e) && e[0] === companionDev)) companion.element = true;
       const r = o.rule;
       if (r && builtin.has(`${r.family} ${r.table} ${r.chain}`) && jumpTarget(r.expr) === chain) {
         found.jumps.push({ family: r.family, table: r.table, chain: r.chain, handle: r.handle });
@@ -128,11 +149,16 @@ export function parseGuardListing(stdout: string, chain: string): XtablesGuard {
  * since the listing (a handle gone: the transaction fails as a whole, nothing is deleted), the
  * restores in `fallback` do it by rule text instead.
  */
-export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: readonly Command[]): Command {
+export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: readonly Command[], companionDev?: string): Command {
+  const { family, table, map } = NFT_COMPANION;
+  const own = `${family} ${table} ${NFT_COMPANION.chain(companionDev ?? '')}`;
   const lines = [
     ...g.jumps.map((j) => `delete rule ${j.family} ${j.table} ${j.chain} handle ${j.handle}`),
     ...g.chains.map((c) => `flush chain ${c.family} ${c.table} ${chain}`),
     ...g.chains.map((c) => `delete chain ${c.family} ${c.table} ${chain}`),
+    // The map entry first: a chain that a verdict still jumps to cannot be deleted.
+    ...(g.companion?.element ? [`delete element ${family} ${table} ${map} { "${companionDev}" }`] : []),
+    ...(g.companion?.chain ? [`flush chain ${own}`, `delete chain ${own}`] : []),
   ];
   return { argv: ['nft', '-f', '-'], input: lines.join('\n') + '\n', fallback: { when: [''], commands: fallback } };
 }
@@ -142,10 +168,10 @@ export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: read
  * they are not, or the listing did not run or showed no chain at all: that proves nothing, and
  * removal by rule text then finds whatever is there.
  */
-export async function observeXtablesGuard(env: NodeJS.ProcessEnv, chain: string, tools: readonly string[]): Promise<XtablesGuard | undefined> {
+export async function observeXtablesGuard(env: NodeJS.ProcessEnv, chain: string, tools: readonly string[], companionDev?: string): Promise<XtablesGuard | undefined> {
   if (!xtablesOnNft(env, tools)) return undefined;
-  const r = await run(guardListing(chain));
-  const seen = r.exitCode === 0 && listingComplete(r.stderr) ? parseGuardListing(r.stdout, chain) : undefined;
+  const r = await run(guardListing(chain, companionDev));
+  const seen = r.exitCode === 0 && listingComplete(r.stderr) ? parseGuardListing(r.stdout, chain, companionDev) : undefined;
   return seen && seen.listed > 0 ? seen : undefined;
 }
 
@@ -163,8 +189,8 @@ export function listingComplete(stderr: string): boolean {
  * How a guard comes out: in one transaction where it was listed, not at all where the listing
  * showed none of it (a second offline, or an online that never got that far), else by `restores`.
  */
-export function guardRemoval(chain: string, seen: XtablesGuard | undefined, restores: readonly Command[]): Command[] {
+export function guardRemoval(chain: string, seen: XtablesGuard | undefined, restores: readonly Command[], companionDev?: string): Command[] {
   if (!seen) return [...restores];
-  if (!seen.jumps.length && !seen.chains.length) return [];
-  return [removeInOneCommit(chain, seen, restores)];
+  if (!seen.jumps.length && !seen.chains.length && !seen.companion?.element && !seen.companion?.chain) return [];
+  return [removeInOneCommit(chain, seen, restores, companionDev)];
 }

@@ -7,7 +7,7 @@ import type { Command } from '../exec.ts';
 import { ebtablesApply, ebtablesRemove } from '../firewall/ebtables.ts';
 import { chainName, splitAddresses, tag, type FirewallBackend, type VifGuard } from '../firewall/guard.ts';
 import { l3Apply, l3Remove } from '../firewall/iptables.ts';
-import { nftApply, nftRemove } from '../firewall/nft.ts';
+import { nftApply, nftCompanionApply, nftCompanionRemove, nftRemove } from '../firewall/nft.ts';
 import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
 import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
@@ -30,6 +30,8 @@ export interface VifRequest {
   firewall: FirewallBackend;
   notrack: boolean;
   antispoof: boolean;
+  /** `nft` is installed (observed): firewall=iptables then adds its nft companion (nft.ts). */
+  nft?: boolean | undefined;
 }
 
 /** The MAC every vif gets, so that the bridge never takes a guest's port address as its own. */
@@ -83,7 +85,7 @@ export function resolveBridge(host: HostState, wanted: string | undefined): stri
 function guardOf(req: VifRequest, dev: string): VifGuard {
   const { ipv4, ipv6 } = splitAddresses(req.ip);
   // antispoof=no: no MAC, ARP, source or server checks at all (ACCEPT rules and NOTRACK remain).
-  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack: req.notrack };
+  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack: req.notrack, companion: req.firewall === 'iptables' && req.nft === true };
 }
 
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
@@ -91,9 +93,11 @@ export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply
   if (backend === 'none') return { apply: [], remove: [] };
   if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack) };
   const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev), notrack: g.notrack };
+  const companion = g.companion ? nftCompanionApply(g) : undefined;
   return {
     apply: [
       ebtablesApply(g),
+      ...(companion ? [companion] : []),
       l3Apply(4, { ...base, sources: g.antispoof ? g.ipv4 : undefined, dhcp: true }),
       l3Apply(6, { ...base, sources: g.antispoof ? g.ipv6 : undefined, dhcp: false }),
     ],
@@ -105,7 +109,8 @@ export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: 
   if (backend === 'none') return [];
   if (backend === 'nft') return [nftRemove(dev, notrack)];
   const base = { dev, chain: chainName(dev), tag: tag(dev), notrack };
-  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base)];
+  // The nft companion too: whether online could add one is not known here (nft may have come or gone).
+  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), nftCompanionRemove(dev)];
 }
 
 const ipBatch = (lines: string[], force = false): Command => ({
@@ -195,6 +200,9 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
       warnings.push(`guest has no ip in xenstore: only its MAC is enforced; set ip= in the vif line to enforce its addresses`);
     }
     if (!req.mac) warnings.push('guest has no mac in xenstore: source MACs are not checked');
+    if (req.firewall === 'iptables' && req.antispoof && !req.nft) {
+      warnings.push('nft is not installed: neighbour advertisements naming another address, and fragmented ICMPv6, are not checked (ebtables cannot see them); install nftables');
+    }
     const fw = firewallCommands(req.firewall, guard);
     const guardStep = step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
     // The three tools' transactions touch different tables; stale removals must come first.
@@ -228,7 +236,7 @@ export function describeGuard(g: VifGuard): string {
 export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard): Plan {
   const steps: Step[] = [];
   const restores = firewallRemoval(firewall, dev, notrack);
-  const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores) : restores;
+  const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores, dev) : restores;
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));

@@ -60,6 +60,8 @@ assert_dropped() {
   shift
   for r in "$@"; do wait_sentinel "$r"; done
   for r in "$@"; do
+    # A filter tcpdump refuses counts nothing: that must not pass for "dropped".
+    tcpdump -nn -r "$VB_TMP/cap-$r.pcap" "$bpf" >/dev/null 2>&1 || fail "tcpdump refuses the filter '$bpf'"
     n=$(captured "$r" "$bpf")
     ((n == 0)) || fail "$n spoofed frame(s) matching '$bpf' reached $r:
 $(capture_text "$r" "$bpf")"
@@ -603,4 +605,291 @@ conntrack_entries() {
   assert_equal "$(neigh_mac "$LAN" "$G2IP")" "$G2MAC"
   assert_equal "$(neigh_mac "$(vb_ns 2 0)" "$VB_LAN_IP")" "$VB_LAN_MAC"
   assert_equal "$(neigh_mac "$DOM0" "$VB_LAN_IP")" "$VB_LAN_MAC"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Issue 12: spoofs that got past the guard. Each is sent against both backends (the default,
+# ebtables with its nft companion, and firewall=nft) and, in a control, against no guard.
+
+# on_backends FN: FN once per backend, guest 1 online under it (FW says which), offline after.
+on_backends() {
+  local fn=$1
+  shift
+  for FW in iptables nft; do
+    guest1 firewall=$FW "$@"
+    "$fn"
+    run vb_offline 1 0
+    assert_success
+    capture_stop lan; capture_stop peer; capture_stop dom0
+  done
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial vif1.0
+  assert_no_guard_at_all
+}
+
+# Rogue DHCP servers that answer from another port than 67 (547): the client port is the mark.
+SPOOF_DHCP_ANYPORT='udp dst port 68 or udp dst port 546'
+spoof_dhcp_anyport() {
+  spoof 1 0 dhcp-offer sport=1067
+  spoof 1 0 dhcp-offer sport=68
+  spoof 1 0 dhcp6-advertise sport=1547 sentinel=yes
+}
+dhcp_anyport_dropped() {
+  listen lan peer
+  spoof_dhcp_anyport
+  assert_dropped "$SPOOF_DHCP_ANYPORT" lan peer
+}
+
+@test "DHCP server replies from udp 1067 and 68, DHCPv6 from 1547: dropped on both backends" {
+  on_backends dhcp_anyport_dropped
+}
+
+@test "control: those DHCP replies from other ports arrive without the guard" {
+  guest1_open
+  listen lan peer
+  spoof_dhcp_anyport
+  assert_arrived 'udp src port 1067 and udp dst port 68' lan peer
+  assert_arrived 'udp src port 68 and udp dst port 68' lan peer
+  assert_arrived 'udp src port 1547 and udp dst port 546' lan peer
+}
+
+# Tagged frames: an RA, a DHCP offer and an ordinary datagram in one 802.1Q tag, and in two
+# (802.1ad outside, 802.1Q inside).
+spoof_tagged() {
+  local d=${1:-1} t
+  for t in 8100:100 88a8:10,8100:20; do
+    spoof "$d" 0 ra tags=$t
+    spoof "$d" 0 dhcp-offer tags=$t
+    spoof "$d" 0 udp tags=$t
+  done
+  spoof "$d" 0 none sentinel=yes
+}
+tagged_dropped() {
+  listen lan peer dom0
+  spoof_tagged
+  assert_dropped "vlan" lan peer dom0
+  assert_no_ra_taken
+}
+
+@test "VLAN-tagged RAs, DHCP offers and datagrams (802.1Q, and 802.1ad+802.1Q): dropped on both backends, with ip" {
+  on_backends tagged_dropped
+}
+
+@test "VLAN-tagged frames from a guest without ip (MAC-only guard): dropped on both backends" {
+  vb_guest 3 0 '!ip'
+  local fw
+  for fw in iptables nft; do
+    run vb_online 3 0 firewall=$fw
+    assert_success
+    listen lan peer dom0
+    spoof_tagged 3
+    assert_dropped "vlan" lan peer dom0
+    assert_no_ra_taken
+    capture_stop lan; capture_stop peer; capture_stop dom0
+    run vb_offline 3 0
+    assert_success
+  done
+}
+
+@test "control: the tagged frames arrive without the guard, one tag and two" {
+  guest1_open
+  listen lan peer
+  spoof_tagged
+  assert_arrived "vlan 100 and ether src $G1MAC" lan peer
+  assert_arrived "vlan 10 and vlan 20 and ether src $G1MAC" lan peer
+  wait_sentinel lan
+  assert_equal "$(captured lan "ether proto 0x88a8 and ether src $G1MAC")" 6
+}
+
+# Fragmented ND: an RA whose ICMPv6 header is in the second fragment (behind a destination
+# options header), an RA split after its first 8 bytes, a redirect the first way.
+frag_bpf() { echo "ip6 and ip6[6] = 44 and ether src $G1MAC"; }
+spoof_frag() {
+  spoof 1 0 ra frag=later
+  spoof 1 0 ra frag=first
+  spoof 1 0 redirect frag=later dmac="$VB_LAN_MAC" dst="$VB_LAN_LL" sentinel=yes
+}
+# A legit datagram too big for one frame, from its own address: the kernel fragments it.
+send_big_udp6() {
+  vb_gexec 1 0 "$VB_PY" -c "import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.sendto(b'x' * 3000, ('$VB_LAN_IP6', 9999))"
+}
+frag_dropped() {
+  listen lan peer dom0
+  spoof_frag
+  assert_dropped "$(frag_bpf)" lan peer dom0
+  assert_no_ra_taken
+  send_big_udp6
+  wait_until 5 eval '(($(captured lan "ip6 src $G1IP6 and ip6[6] = 44") >= 2))' || fail "the fragmented UDP datagram did not arrive: $(capture_text lan)"
+}
+
+@test "fragmented RAs and redirects (ICMPv6 header in the later fragment, or split): dropped on both backends; a fragmented UDP datagram passes" {
+  on_backends frag_dropped
+}
+
+@test "control: the fragmented RAs and redirect arrive without the guard" {
+  guest1_open
+  listen lan peer dom0
+  spoof_frag
+  assert_arrived "$(frag_bpf) and ip6 dst ff02::1" lan peer dom0
+  assert_arrived "$(frag_bpf) and ip6 dst $VB_LAN_LL" lan
+  wait_sentinel lan
+  assert_equal "$(captured lan "$(frag_bpf)")" 12
+}
+
+# ARP of another shape: hardware type 6 (IEEE 802, which Linux takes on Ethernet), an 8-byte
+# hardware address, an IPv6 protocol type; each says the guest's IPv4 address is at FAKEMAC.
+arp_shape_bpf() { echo "arp and ether src $SHAPE_MAC and (arp[0:2] != 1 or arp[4] != 6 or arp[2:2] != 0x0800)"; }
+# spoof_arp_shape D: guest D sends them to dom0, its own address as the sender's.
+spoof_arp_shape() {
+  local d=$1 ip
+  ip=$(vb_ip4 "$d" 0)
+  spoof "$d" 0 arp-reply hwtype=6 hwsrc="$FAKEMAC" dmac="$VB_BR_MAC" psrc="$ip" pdst="$VB_DOM0_IP"
+  spoof "$d" 0 arp-reply hwlen=8 hwsrc="$FAKEMAC" dmac="$VB_BR_MAC" psrc="$ip" pdst="$VB_DOM0_IP"
+  spoof "$d" 0 arp-reply ptype=0x86dd hwsrc="$FAKEMAC" dmac="$VB_BR_MAC" psrc="$ip" pdst="$VB_DOM0_IP" sentinel=yes
+}
+# dom0_learns D: dom0 resolves guest D's address, honestly, then the entry ages past locktime.
+# The guest's entry for dom0 is made permanent first: else its kernel, having answered the ping,
+# probes dom0 a few seconds later, and that honest ARP would put the real MAC back under a lie.
+dom0_learns() {
+  ip -n "$(vb_ns "$1" 0)" neigh replace "$VB_DOM0_IP" lladdr "$VB_BR_MAC" dev eth0 nud permanent
+  ip netns exec "$DOM0" ping -c 1 -W 2 "$(vb_ip4 "$1" 0)" >/dev/null || fail "dom0 cannot ping guest $1"
+  assert_equal "$(neigh_mac "$DOM0" "$(vb_ip4 "$1" 0)")" "$(vb_mac "$1" 0)"
+  sleep 1.2
+}
+arp_shape_dropped() {
+  dom0_learns 1
+  listen dom0 lan
+  SHAPE_MAC=$G1MAC
+  spoof_arp_shape 1
+  assert_dropped "$(arp_shape_bpf)" dom0
+  assert_equal "$(neigh_mac "$DOM0" "$G1IP")" "$G1MAC"
+}
+
+@test "ARP of hardware type 6, hardware length 8, or protocol IPv6: dropped on both backends, dom0's entry stays" {
+  on_backends arp_shape_dropped
+}
+
+@test "the same malformed ARP from a guest without ip (MAC-only guard): dropped on both backends" {
+  vb_guest 3 0 '!ip'
+  local fw
+  SHAPE_MAC=$(vb_mac 3 0)
+  for fw in iptables nft; do
+    run vb_online 3 0 firewall=$fw
+    assert_success
+    dom0_learns 3
+    listen dom0
+    spoof_arp_shape 3
+    assert_dropped "$(arp_shape_bpf)" dom0
+    assert_equal "$(neigh_mac "$DOM0" "$(vb_ip4 3 0)")" "$SHAPE_MAC"
+    capture_stop dom0
+    run vb_offline 3 0
+    assert_success
+  done
+}
+
+@test "control: without the guard the type-6 ARP re-points dom0's entry for the guest to another MAC" {
+  guest1_open
+  dom0_learns 1
+  listen dom0
+  SHAPE_MAC=$G1MAC
+  spoof_arp_shape 1
+  assert_arrived "$(arp_shape_bpf)" dom0
+  wait_sentinel dom0
+  assert_equal "$(captured dom0 "$(arp_shape_bpf)")" 6
+  wait_until 3 eval '[[ $(neigh_mac "$DOM0" "$G1IP") == "$FAKEMAC" ]]' || fail "dom0's entry for guest 1: $(ip -n "$DOM0" neigh show "$G1IP")"
+}
+
+# Unsolicited neighbour advertisements (override) from its own link-local address, naming
+# others' addresses as the target: the LAN's link-local (dom0's entry), the LAN's global
+# address (guest 2's entry) and guest 2's (the LAN's entry).
+na_victims_learn() {
+  G2IP6=$(vb_ip6 2 0)
+  ip netns exec "$DOM0" ping -6 -c 1 -W 2 "$VB_LAN_LL%$BRIDGE" >/dev/null || fail "dom0 cannot ping the LAN's link-local"
+  vb_gexec 2 0 ping -6 -c 1 -W 2 "$VB_LAN_IP6" >/dev/null || fail "guest 2 cannot ping the LAN"
+  ip netns exec "$LAN" ping -6 -c 1 -W 2 "$G2IP6" >/dev/null || fail "the LAN cannot ping guest 2"
+  assert_equal "$(neigh_mac "$DOM0" "$VB_LAN_LL")" "$VB_LAN_MAC"
+  assert_equal "$(neigh_mac "$(vb_ns 2 0)" "$VB_LAN_IP6")" "$VB_LAN_MAC"
+  assert_equal "$(neigh_mac "$LAN" "$G2IP6")" "$G2MAC"
+  sleep 1.2
+}
+# Targets by their last 32 bits: the LAN's link-local, 2001:db8::1, 2001:db8::20.
+na_bpf() { echo "icmp6 and ip6[40] = 136 and ether src $G1MAC and (ip6[60:4] = 0xfe000a01 or ip6[60:4] = 1 or ip6[60:4] = 0x20)"; }
+spoof_na() {
+  spoof 1 0 na tgt="$VB_LAN_LL"
+  spoof 1 0 na tgt="$VB_LAN_IP6"
+  spoof 1 0 na tgt="$G2IP6" sentinel=yes
+}
+na_dropped() {
+  na_victims_learn
+  listen lan peer dom0
+  spoof_na
+  assert_dropped "$(na_bpf)" lan peer dom0
+  assert_equal "$(neigh_mac "$DOM0" "$VB_LAN_LL")" "$VB_LAN_MAC"
+  assert_equal "$(neigh_mac "$(vb_ns 2 0)" "$VB_LAN_IP6")" "$VB_LAN_MAC"
+  assert_equal "$(neigh_mac "$LAN" "$G2IP6")" "$G2MAC"
+  # Its own addresses as the target still pass (what answering a solicitation sends).
+  spoof 1 0 na tgt="$G1IP6" sentinel=yes
+  assert_arrived "icmp6 and ip6[40] = 136 and ether src $G1MAC and ip6[60:4] = 0x10" lan
+}
+
+@test "neighbour advertisements naming others' addresses: dropped on both backends, no entry re-pointed; its own target passes" {
+  on_backends na_dropped
+}
+
+@test "control: without the guard those advertisements re-point dom0's, guest 2's and the LAN's entries to the guest" {
+  guest1_open
+  na_victims_learn
+  listen lan
+  spoof_na
+  assert_arrived "$(na_bpf)" lan
+  wait_until 3 eval '[[ $(neigh_mac "$DOM0" "$VB_LAN_LL") == "$G1MAC" ]]' || fail "dom0's entry for the LAN: $(ip -n "$DOM0" neigh)"
+  wait_until 3 eval '[[ $(neigh_mac "$(vb_ns 2 0)" "$VB_LAN_IP6") == "$G1MAC" ]]' || fail "guest 2's entry for the LAN: $(ip -n "$(vb_ns 2 0)" neigh)"
+  wait_until 3 eval '[[ $(neigh_mac "$LAN" "$G2IP6") == "$G1MAC" ]]' || fail "the LAN's entry for guest 2: $(ip -n "$LAN" neigh)"
+}
+
+# IPv6 sources: a neighbour's link-local address, another link-local, and :: for UDP.
+SPOOF_SRC6='udp and (ip6 src fe80::216:3eff:fe00:200 or ip6 src fe80::bad or ip6 src ::)'
+spoof_src6() {
+  spoof 1 0 udp6 src=fe80::216:3eff:fe00:200 tag=neighbourll
+  spoof 1 0 udp6 src=fe80::bad tag=otherll
+  spoof 1 0 udp6 src=:: tag=unspecified sentinel=yes
+}
+src6_dropped() {
+  listen lan peer dom0
+  spoof_src6
+  assert_dropped "$SPOOF_SRC6" lan peer dom0
+  # Its own link-local address passes; DAD from :: works (ndp_works).
+  spoof 1 0 udp6 tag=ownll
+  assert_arrived "udp and ip6 src fe80::216:3eff:fe00:100" lan
+  ndp_works
+}
+
+@test "IPv6 from a neighbour's or any other link-local address, UDP from :: : dropped on both backends; own link-local and DAD pass" {
+  on_backends src6_dropped
+}
+
+@test "control: those IPv6 sources arrive without the guard" {
+  guest1_open
+  listen lan peer dom0
+  spoof_src6
+  assert_arrived 'udp and ip6 src fe80::216:3eff:fe00:200' lan peer dom0
+  assert_arrived 'udp and ip6 src fe80::bad' lan peer dom0
+  assert_arrived 'udp and ip6 src ::' lan peer dom0
+}
+
+@test "a stable-privacy link-local address listed in ip= passes as a source and as an NA target" {
+  vb_guest 3 0 ip="192.0.2.30 fe80::1:2:3:4"
+  local fw
+  for fw in iptables nft; do
+    run vb_online 3 0 firewall=$fw
+    assert_success
+    listen lan
+    spoof 3 0 udp6 src=fe80::1:2:3:4 tag=listed
+    spoof 3 0 na src=fe80::1:2:3:4 tgt=fe80::1:2:3:4 sentinel=yes
+    assert_arrived 'udp and ip6 src fe80::1:2:3:4' lan
+    assert_arrived 'icmp6 and ip6[40] = 136 and ip6 src fe80::1:2:3:4' lan
+    capture_stop lan
+    run vb_offline 3 0
+    assert_success
+  done
 }

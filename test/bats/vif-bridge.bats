@@ -284,6 +284,9 @@ $rules"
   fi
   assert_equal "$(ls -A "$BATS_TEST_TMPDIR/home")" ""
   assert_no_rules vif1.0
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial vif-vif1.0
+  assert_output --partial vif-vif2.0
   assert_released vif1.0
   assert_equal "$(rules_for vif2.0)" "$other"
   assert_port vif2.0 xenbr0 "$VB_MTU"
@@ -436,8 +439,9 @@ wrap_tools() {
   done
 }
 
-# The three restores of the iptables backend's removal by rule text, as offline_firewall_cmds lists them.
-RESTORES=$'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush'
+# The iptables backend's removal by rule text, as offline_firewall_cmds lists them: the three
+# restores, then the nft companion's removal (nft.ts; by name, one transaction).
+RESTORES=$'ebtables-restore --noflush\niptables-restore -w --noflush\nip6tables-restore -w --noflush\nnft -f -'
 
 # nft_in_front NAME LINE: a directory (printed) holding an `nft` that runs the shell LINE first,
 # then the real nft; for PATH, to make nft misbehave one way.
@@ -466,7 +470,8 @@ offline_with_nft() {
 @test "offline whose one nft transaction is refused: the restores remove the guard instead" {
   # nft that lists, but refuses every batch (as if a rule changed between listing and removal).
   offline_with_nft refusing '[ "$1" = -f ] && { echo "Error: Could not process rule: No such file or directory" >&2; exit 1; }'
-  assert_equal "$(offline_firewall_cmds)" $'nft -f -\n'"$RESTORES"
+  # The companion's removal is refused too, and retried piece by piece (this nft refuses those as well).
+  assert_equal "$(offline_firewall_cmds)" $'nft -f -\n'"$RESTORES"$'\nnft -f -\nnft -f -\nnft -f -'
   assert_no_guard_at_all
 }
 
@@ -522,4 +527,35 @@ offline_with_nft() {
   saved=$(ip netns exec "$DOM0" "$dir/iptables-save"; ip netns exec "$DOM0" "$dir/ip6tables-save")
   grep -qE 'XNH-|xen-nethooks' <<<"$saved" && fail "left in the legacy tables: $saved"
   assert_no_guard_at_all
+}
+
+# hook_without_nft CMD: vb_hook's call for vif1.0 in a mount namespace where /usr/sbin/nft is
+# /dev/null (not executable: not found), since the hook adds the system's sbin to any PATH.
+hook_without_nft() {
+  unshare -m --propagation private sh -c 'mount --bind /dev/null /usr/sbin/nft && exec "$@"' sh \
+    ip netns exec "$DOM0" env script=/etc/xen/scripts/vif-bridge XENBUS_TYPE=vif \
+    XENBUS_PATH=backend/vif/1/0 XENBUS_BASE_PATH=backend netdev= vif=vif1.0 \
+    "$VB_HOOK_BIN" "$1" type_if=vif </dev/null
+}
+
+@test "firewall=iptables where nft is not installed: online warns that NA targets and fragmented ICMPv6 go unchecked, the rest of the guard is in place, offline leaves nothing" {
+  [[ -x /usr/sbin/nft ]] || skip "nft is not at /usr/sbin/nft here"
+  vb_dom0
+  vb_guest 1 0
+  run hook_without_nft online
+  assert_success
+  assert_output --partial 'warning: nft is not installed'
+  assert_guarded vif1.0
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial xen-nethooks
+  run hook_without_nft offline
+  assert_success
+  assert_no_guard_at_all
+  # With nft, the same guest gets its companion chain and no warning.
+  run vb_online 1 0
+  assert_success
+  refute_output --partial 'nft is not installed'
+  run ip netns exec "$DOM0" nft list chain bridge xen-nethooks vif-vif1.0
+  assert_success
+  assert_output --partial 'frag nexthdr'
 }

@@ -64,7 +64,7 @@ test('offline plan: one nft command when the guard was listed, nothing when ther
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, seen)), ['nft -f -']);
   assert.equal(fw(planOffline('vif1.0', 'iptables', true, { listed: 6, jumps: [], chains: [] })), undefined);
   assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true)), [
-    'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush']);
+    'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush', 'nft -f -']);
   assert.deepEqual(fw(planOffline('vif1.0', 'nft', true, seen)), ['nft -f -'], 'firewall=nft keeps its own removal');
 });
 
@@ -76,10 +76,10 @@ test('which binaries write nftables rules', () => {
 test('the invariant the removal rests on: the built-in chains get nothing but jumps to the vif chain', () => {
   const on = planOnline({
     command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11', '2001:db8::11'], mac: '00:16:3e:00:01:00',
-    firewall: 'iptables', notrack: true, antispoof: true,
+    firewall: 'iptables', notrack: true, antispoof: true, nft: true,
   }, { links: [{ ifname: 'xenbr0', ifindex: 1, flags: [], mtu: 1500, linkinfo: { info_kind: 'bridge' } }, { ifname: 'vif1.0', ifindex: 2, flags: [], mtu: 1500 }], routes4: [], routes6: [] }, () => []);
   const scripts = on.plan.steps.find((s) => s.id === 'firewall')?.run.map((c) => c.input ?? '') ?? [];
-  assert.equal(scripts.length, 3);
+  assert.equal(scripts.length, 4, 'ebtables, the nft companion (its own table), iptables, ip6tables');
   const builtin = scripts.flatMap((s) => s.split('\n')).filter((l) => /^-[AI] (FORWARD|INPUT|PREROUTING)\b/.test(l));
   assert.equal(builtin.length, 2 + 2 + 2 + 2, 'ebtables FORWARD+INPUT, FORWARD in and out and PREROUTING for each of iptables and ip6tables');
   for (const l of builtin) assert.match(l, / -j XNH-vif1\.0$/);
