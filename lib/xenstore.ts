@@ -338,7 +338,35 @@ export async function readDir(dir: string, opts?: XenstoreOptions): Promise<Map<
 
 /** One value; a missing node is a not-found XenstoreError. */
 export async function read(path: string, opts?: XenstoreOptions): Promise<string> {
-  const abs = absolutePath(path);
+  return readAs(absolutePath(path), opts);
+}
+
+/**
+ * One value, or undefined when the node does not exist, with a relative path sent as it is:
+ * xenstored resolves it under the home of the domain the caller runs in (dom0's, or a driver
+ * domain's), as the originals' `xenstore-read libxl/disable_udev` is.
+ */
+export async function readAsCaller(path: string, opts?: XenstoreOptions): Promise<string | undefined> {
+  if (!isValidPath(path)) throw new XenstorePathError(path);
+  try {
+    return await readAs(path, opts);
+  } catch (e) {
+    if (e instanceof XenstoreError && e.reason === 'not-found') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The running domain's home, /local/domain/<domid>: where xenstored puts a relative path. Asked
+ * of xenstored (its relative key `domid`), not assumed to be dom0's: a network driver domain
+ * runs the hooks too. dom0's when xenstored does not say.
+ */
+export async function callerHome(opts?: XenstoreOptions): Promise<string> {
+  const domid = (await readAsCaller('domid', opts))?.trim();
+  return domid !== undefined && /^[0-9]+$/.test(domid) ? `/local/domain/${Number(domid)}` : DOM0_HOME;
+}
+
+async function readAs(abs: string, opts: XenstoreOptions | undefined): Promise<string> {
   const bytes = await viaSocket('read', opts, (env) => readBytes(abs, env));
   if (bytes) return bytes.toString('utf8');
   const r = await run(client(['xenstore-read', '--', abs], opts));

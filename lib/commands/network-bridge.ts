@@ -62,7 +62,7 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
     }
     out.log.info({ bridge, netdev, pdev, steps: decision.plan.steps.length }, 'start');
     const done = await execute(decision.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    store.write(bridge, { version: 1, bridge, netdev, pdev, startedAt: new Date().toISOString(), steps: done });
+    store.write(bridge, { version: 1, bridge, netdev, pdev, vifnum: req.vifnum ?? 0, startedAt: new Date().toISOString(), steps: done });
     out.say(`started ${bridge}` + (netdev ? ` with port ${pdev}` : ' (host-only)') + ` in ${done.length} steps`);
     return 0;
   });

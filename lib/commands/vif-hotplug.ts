@@ -16,7 +16,7 @@ import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
-import { absolutePath, backendPath, frontendPathOf, parseVifName, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
+import { absolutePath, backendPath, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
@@ -154,8 +154,27 @@ async function runPostHooks(ctx: VifContext, vars: Record<string, string>): Prom
   }
 }
 
+/**
+ * Xen 4.2–4.4 under xl: udev runs the vif scripts too (UDEV_CALL=1), after libxl ran them. libxl
+ * writes `libxl/disable_udev` (relative: the home of the domain the backend runs in) to say it
+ * runs them itself, and xen-hotplug-common.sh then exits 0 before anything else. Any failure to
+ * read it counts as "not there", as `xenstore-read ... >/dev/null 2>&1` does.
+ */
+async function udevCallDisabled(env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (!env.UDEV_CALL) return false;
+  try {
+    return (await readAsCaller('libxl/disable_udev')) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
   const { env, out, flags } = ctx;
+  if (await udevCallDisabled(env)) {
+    out.log.info({ command: ctx.inv.command, vif: env.vif, INTERFACE: env.INTERFACE }, 'called by udev (UDEV_CALL) while libxl/disable_udev is set: libxl runs this hook itself; nothing to do');
+    return 0;
+  }
   const where = locate(ctx);
   if (!where) {
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');

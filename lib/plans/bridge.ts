@@ -281,6 +281,11 @@ export interface BridgeRecord {
   bridge: string;
   netdev: string | null;
   pdev: string | null;
+  /**
+   * The vifnum start was given (0 by default): vif-bridge maps a guest's missing `xenbrN` to the
+   * bridge started with vifnum=N, as Xen 3.0/3.1 named it. Absent in records of older versions.
+   */
+  vifnum?: number;
   startedAt: string;
   steps: Step[];
 }
