@@ -24,6 +24,7 @@ import {
   type BridgeRequest,
 } from '../plans/bridge.ts';
 import { StateStore } from '../state.ts';
+import { planPrograms, requireTools } from '../tools.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -37,6 +38,7 @@ const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'n
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
   const store = records(env);
+  if (!flags.dryRun) requireTools(['ip', 'flock', ...(req.antispoof ? ['iptables'] : [])], env, 'network-bridge start');
   return withLock('network-bridge', env, async () => {
     let host = await observeHost();
     const names = resolveNames(req, host);
@@ -54,6 +56,7 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
         printPlan(`put back what went with bridge ${names.bridge} (then start is planned as usual)`, rebuild.reset, flags, { command: 'start', rebuild: true });
         return 0;
       }
+      requireTools(planPrograms(rebuild.reset), env, `network-bridge start (rebuilding ${names.bridge})`);
       await execute(rebuild.reset, { log: out.log, say: out.say });
       host = await observeHost();
     }
@@ -91,6 +94,7 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
     out.log.info({ bridge, netdev, pdev, steps: decision.plan.steps.length }, 'start');
     let done: Step[];
     try {
+      requireTools(planPrograms(decision.plan), env, `network-bridge start (${title})`);
       done = await execute(decision.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
     } catch (e) {
       await undoReset();

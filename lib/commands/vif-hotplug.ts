@@ -16,6 +16,7 @@ import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
+import { planPrograms, requireTools } from '../tools.ts';
 import { absolutePath, backendPath, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
 
@@ -218,7 +219,11 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
   }
 
   try {
+    // ip observes the device, flock takes Xen's lock: both before anything else.
+    if (!flags.dryRun) requireTools(['ip', 'flock'], env, `${ctx.spec.name} ${call.command}`);
     const on = await layout.online(call);
+    // What this plan runs, for the backend and options chosen: all there before any of it runs.
+    if (!flags.dryRun) requireTools(planPrograms(on.plan), env, `${ctx.spec.name} ${call.command} (${on.title})`);
     for (const w of on.warnings) {
       out.say(`warning: ${w}`);
       out.log.warn({ dev: on.dev }, w); // the hotplug log is where an operator looks later
