@@ -37,10 +37,19 @@ export function isValidPath(path: string): boolean {
   return path !== '' && PATH_CHARS.test(path) && !path.endsWith('/') && !path.includes('//') && !path.startsWith('@');
 }
 
-/** Resolves a path the way xenstored does for dom0: relative paths are under /local/domain/0. */
-export function absolutePath(path: string): string {
+/**
+ * Resolves a path the way xenstored does for a caller whose home is `home` (dom0's by default):
+ * relative paths are under it.
+ */
+export function absolutePath(path: string, home: string = DOM0_HOME): string {
   if (!isValidPath(path)) throw new XenstorePathError(path);
-  return path.startsWith('/') ? path : `${DOM0_HOME}/${path}`;
+  return path.startsWith('/') ? path : `${home}/${path}`;
+}
+
+/** The domid of a /local/domain/<domid> home. */
+export function domidOfHome(home: string): number {
+  const m = /^\/local\/domain\/(\d+)$/.exec(home);
+  return m ? Number(m[1]) : 0;
 }
 
 export function joinPath(dir: string, key: string): string {
@@ -101,12 +110,12 @@ export function parseVifName(name: string): { domid: number; devid: number; emul
  * The tap rule of the originals: an emulated NIC's hook gets only INTERFACE=vif<domid>.<devid>-emu,
  * and its xenstore directory is the PV vif's backend, /local/domain/0/backend/vif/<domid>/<devid>.
  */
-export function tapBackendPath(ifname: string): string {
+export function tapBackendPath(ifname: string, backendDomid = 0): string {
   const v = parseVifName(ifname);
   if (!v || !v.emulated) {
     throw new XenstorePathError(ifname, 'is not an emulated NIC name (expected vif<domid>.<devid>-emu)');
   }
-  return backendPath(v);
+  return backendPath({ ...v, backendDomid });
 }
 
 // ---------------------------------------------------------------------------------------------

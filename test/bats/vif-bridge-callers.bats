@@ -143,3 +143,55 @@ online_with_path() {
   assert_success
   assert_no_guard_at_all
 }
+
+@test "the device appears after the hook started (driver domains, Qubes 4446): online waits for it; one that never comes fails in bounded time with a hotplug-error" {
+  vb_dom0
+  xenstored_add_vif 1 0 "mac=$(vb_mac 1 0)"
+  # netback creates the device a second after libxl ran the hook.
+  vb_bg bash -c "sleep 1; ip -n '$DOM0' link add vif1.0 type veth peer name g1.0 netns '$SINK'"
+  local t0=$SECONDS
+  run vb_online 1 0
+  assert_success
+  assert_equal "$(link_master vif1.0)" xenbr0
+  assert_equal "$(xs_read "$(be 1 0)/hotplug-status")" connected
+  log_has "device appeared" || fail "the wait is not in the log"
+  run vb_offline 1 0
+  assert_success
+
+  # Never created: the error after the (here shortened) wait, not at once and not forever.
+  xenstored_add_vif 2 0 "mac=$(vb_mac 2 0)"
+  t0=$SECONDS
+  XEN_NETHOOKS_DEVICE_WAIT_MS=1500 run vb_online 2 0
+  assert_failure 1
+  local took=$((SECONDS - t0))
+  ((took >= 1 && took <= 10)) || fail "failed after ${took} s, expected about 1.5 s"
+  assert_output --partial "device vif2.0 does not exist: waited 1.5 s for netback to create it"
+  run xs_read "$(be 2 0)/hotplug-error"
+  assert_output --partial "device vif2.0 does not exist"
+  assert_equal "$(xs_read "$(be 2 0)/hotplug-status")" error
+  assert_no_guard_at_all
+}
+
+@test "a network driver domain (domid 3): the relative XENBUS_PATH is resolved under the domain's own /local/domain/3, as xenstored says, not dom0's" {
+  vb_dom0
+  # xenstored as the driver domain sees it: every connection is domain 3.
+  local dd=$VB_TMP/driver-domain
+  mkdir -p "$dd"
+  vb_bg node "$XENSTORED_MJS" --socket "$dd/socket" --pidfile "$dd/pid" --domid 3
+  wait_until 5 test -s "$dd/pid" || fail "the driver domain's xenstored did not start"
+  XENSTORED_PATH=$dd/socket XENSTORED_BACKEND_DOMID=3 vb_guest 1 0
+  XENSTORED_PATH=$dd/socket run xenstore-read domid
+  assert_output 3
+  XENSTORED_PATH=$dd/socket run vb_online 1 0
+  assert_success
+  assert_equal "$(XENSTORED_PATH=$dd/socket xs_read /local/domain/3/backend/vif/1/0/hotplug-status)" connected
+  assert_equal "$(XENSTORED_PATH=$dd/socket xs_read /local/domain/1/device/vif/0/mtu)" "$VB_MTU"
+  # Nothing written where dom0's backend would be.
+  assert_equal "$(XENSTORED_PATH=$dd/socket xs_read /local/domain/0/backend/vif/1/0/hotplug-status)" ""
+  assert_equal "$(link_master vif1.0)" xenbr0
+  run vb_gexec 1 0 ping -c 1 -W 2 "$VB_LAN_IP"
+  assert_success
+  XENSTORED_PATH=$dd/socket run vb_offline 1 0
+  assert_success
+  assert_no_guard_at_all
+}
