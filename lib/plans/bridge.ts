@@ -395,12 +395,23 @@ export function planRebuild(record: BridgeRecord, host: HostState): Rebuild | un
     }
     if (!nd) throw new PlanError(`${found[0]}, and so is ${netdev}: nothing to build it over; set netdev= to dom0's uplink`);
     const own = (nd.addr_info ?? []).filter((a) => !isKernelGenerated(a));
-    const lost = record.steps.filter((s) => s.id.startsWith(`addr-off:${netdev}:`) || s.id.startsWith(`route-off:${netdev}:`));
+    const configOf = (dev: string) => record.steps.filter((s) => s.id.startsWith(`addr-off:${dev}:`) || s.id.startsWith(`route-off:${dev}:`));
+    const lost = configOf(netdev);
     if (own.length > 0) {
       found.push(`${netdev} has addresses of its own again (${own.map(cidrOf).join(' ')}): they move to the bridge as they are`);
     } else if (lost.length > 0) {
       found.push(`dom0's addresses and routes went with it: they come back from the record (${lost.filter((s) => s.id.startsWith('addr-off:')).map((s) => s.id.split(':').slice(2).join(':')).join(' ') || 'routes only'})`);
       undo.push(...lost);
+    }
+    // dom0's VLAN devices start remade on the bridge died with it: made again where they were
+    // before start (on netdev), with their configuration, so that start moves them as usual.
+    const goneVlans = record.steps
+      .filter((s) => s.id.startsWith('vlan-off:'))
+      .map((s) => ({ s, name: s.id.slice('vlan-off:'.length) }))
+      .filter(({ name }) => !findLink(host, name));
+    if (goneVlans.length) {
+      found.push(`so are dom0's VLAN devices ${goneVlans.map((v) => v.name).join(', ')}: made again from the record`);
+      for (const v of goneVlans) undo.push(v.s, ...configOf(v.name));
     }
   }
   // Undone in the reverse of the record's order: the name back first, then addresses, then routes.
