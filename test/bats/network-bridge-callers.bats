@@ -124,3 +124,24 @@ dom0_reachable() {
   assert_equal "$(fw_save)" "$before"
   assert_snap before
 }
+
+@test "a rebuild that fails half-way leaves the host as it found it (bridge gone, the stale record kept); the next start rebuilds" {
+  snap_save before
+  run nb_hook start
+  assert_success
+  ip -n "$DOM0" link del eth0
+  snap_save found
+  XEN_NETHOOKS_FAULT=bridge-up run nb_hook start
+  assert_failure 1
+  assert_output --partial "is gone"
+  assert_snap found
+  run state_files
+  assert_output --regexp "network-bridge\.eth0\.json$"
+  run nb_hook start
+  assert_success
+  assert_output --partial "building it again"
+  dom0_reachable
+  run nb_hook stop
+  assert_success
+  assert_snap before
+}
