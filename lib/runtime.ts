@@ -16,16 +16,22 @@ import type { HookSpec } from './cli/spec.ts';
  */
 const SYSTEM_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
-/** PATH with the system directories it lacks appended: the caller's directories still come first. */
-export function withSystemPath(path: string | undefined): string {
+/**
+ * PATH with the system directories it lacks appended: the caller's directories still come first.
+ * `system` replaces those directories: XEN_NETHOOKS_SYSTEM_PATH (colon-separated, may be empty) is
+ * the test seam that lets a suite run a hook on a PATH without one program (ebtables, say),
+ * which the appended /usr/sbin would otherwise bring back.
+ */
+export function withSystemPath(path: string | undefined, system: string | undefined = undefined): string {
   const have = (path ?? '').split(':').filter((d) => d !== '');
-  return [...have, ...SYSTEM_PATH.filter((d) => !have.includes(d))].join(':');
+  const dirs = system === undefined ? SYSTEM_PATH : system.split(':').filter((d) => d !== '');
+  return [...have, ...dirs.filter((d) => !have.includes(d))].join(':');
 }
 
 export async function hookMain(spec: HookSpec, handler: (inv: Invocation) => Promise<number>): Promise<never> {
   let code: number;
   // Every command a hook runs (lib/exec.ts) inherits process.env.
-  process.env.PATH = withSystemPath(process.env.PATH);
+  process.env.PATH = withSystemPath(process.env.PATH, process.env.XEN_NETHOOKS_SYSTEM_PATH);
   try {
     const inv = parseInvocation(spec, process.argv.slice(2), process.env);
     if (inv.flags.help) {

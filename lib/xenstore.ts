@@ -37,10 +37,19 @@ export function isValidPath(path: string): boolean {
   return path !== '' && PATH_CHARS.test(path) && !path.endsWith('/') && !path.includes('//') && !path.startsWith('@');
 }
 
-/** Resolves a path the way xenstored does for dom0: relative paths are under /local/domain/0. */
-export function absolutePath(path: string): string {
+/**
+ * Resolves a path the way xenstored does for a caller whose home is `home` (dom0's by default):
+ * relative paths are under it.
+ */
+export function absolutePath(path: string, home: string = DOM0_HOME): string {
   if (!isValidPath(path)) throw new XenstorePathError(path);
-  return path.startsWith('/') ? path : `${DOM0_HOME}/${path}`;
+  return path.startsWith('/') ? path : `${home}/${path}`;
+}
+
+/** The domid of a /local/domain/<domid> home. */
+export function domidOfHome(home: string): number {
+  const m = /^\/local\/domain\/(\d+)$/.exec(home);
+  return m ? Number(m[1]) : 0;
 }
 
 export function joinPath(dir: string, key: string): string {
@@ -101,12 +110,12 @@ export function parseVifName(name: string): { domid: number; devid: number; emul
  * The tap rule of the originals: an emulated NIC's hook gets only INTERFACE=vif<domid>.<devid>-emu,
  * and its xenstore directory is the PV vif's backend, /local/domain/0/backend/vif/<domid>/<devid>.
  */
-export function tapBackendPath(ifname: string): string {
+export function tapBackendPath(ifname: string, backendDomid = 0): string {
   const v = parseVifName(ifname);
   if (!v || !v.emulated) {
     throw new XenstorePathError(ifname, 'is not an emulated NIC name (expected vif<domid>.<devid>-emu)');
   }
-  return backendPath(v);
+  return backendPath({ ...v, backendDomid });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +347,35 @@ export async function readDir(dir: string, opts?: XenstoreOptions): Promise<Map<
 
 /** One value; a missing node is a not-found XenstoreError. */
 export async function read(path: string, opts?: XenstoreOptions): Promise<string> {
-  const abs = absolutePath(path);
+  return readAs(absolutePath(path), opts);
+}
+
+/**
+ * One value, or undefined when the node does not exist, with a relative path sent as it is:
+ * xenstored resolves it under the home of the domain the caller runs in (dom0's, or a driver
+ * domain's), as the originals' `xenstore-read libxl/disable_udev` is.
+ */
+export async function readAsCaller(path: string, opts?: XenstoreOptions): Promise<string | undefined> {
+  if (!isValidPath(path)) throw new XenstorePathError(path);
+  try {
+    return await readAs(path, opts);
+  } catch (e) {
+    if (e instanceof XenstoreError && e.reason === 'not-found') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The running domain's home, /local/domain/<domid>: where xenstored puts a relative path. Asked
+ * of xenstored (its relative key `domid`), not assumed to be dom0's: a network driver domain
+ * runs the hooks too. dom0's when xenstored does not say.
+ */
+export async function callerHome(opts?: XenstoreOptions): Promise<string> {
+  const domid = (await readAsCaller('domid', opts))?.trim();
+  return domid !== undefined && /^[0-9]+$/.test(domid) ? `/local/domain/${Number(domid)}` : DOM0_HOME;
+}
+
+async function readAs(abs: string, opts: XenstoreOptions | undefined): Promise<string> {
   const bytes = await viaSocket('read', opts, (env) => readBytes(abs, env));
   if (bytes) return bytes.toString('utf8');
   const r = await run(client(['xenstore-read', '--', abs], opts));

@@ -118,6 +118,9 @@ export function parseInvocation(spec: HookSpec, argv: readonly string[], env: No
   }
 
   for (const word of parsed._.map(String)) {
+    // xend splits its (network-script '...') on single spaces, so a double or trailing space
+    // hands us an empty word; the originals' `for arg in "$@"` loops ignore it, and so do we.
+    if (word === '') continue;
     const eq = word.indexOf('=');
     if (eq < 0) {
       if (inv.command !== undefined) {

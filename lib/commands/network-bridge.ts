@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import type { Flags } from '../cli/args.ts';
 import { execute } from '../executor.ts';
+import { reversePlan, type Step } from '../plan.ts';
 import { readPolicy } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
@@ -15,6 +16,7 @@ import { describeRoute } from '../net/route.ts';
 import { readSysctl } from '../net/sysctl.ts';
 import {
   BRIDGE_NF_SYSCTLS,
+  planRebuild,
   planStart,
   planStop,
   resolveNames,
@@ -22,6 +24,7 @@ import {
   type BridgeRequest,
 } from '../plans/bridge.ts';
 import { StateStore } from '../state.ts';
+import { planPrograms, requireTools } from '../tools.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -35,21 +38,49 @@ const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'n
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
   const store = records(env);
+  if (!flags.dryRun) requireTools(['ip', 'flock', ...(req.antispoof ? ['iptables'] : [])], env, 'network-bridge start');
   return withLock('network-bridge', env, async () => {
-    const host = await observeHost();
+    let host = await observeHost();
     const names = resolveNames(req, host);
     const existing = req.bridge === 'null' ? undefined : store.read(names.bridge);
-    if (existing) {
+    const rebuild = existing ? planRebuild(existing, host) : undefined;
+    if (existing && !rebuild) {
       out.say(`bridge ${names.bridge} is already started (since ${existing.startedAt}); nothing to do`);
       return 0;
     }
-    const decision = planStart(req, {
-      host,
-      brNetfilter: existsSync('/proc/sys/net/bridge'),
-      sysctls: Object.fromEntries(BRIDGE_NF_SYSCTLS.map((k) => [k, readSysctl(k)])),
-      forwardPolicy: req.antispoof ? await readPolicy('FORWARD') : undefined,
-    });
+    if (rebuild) {
+      // The record says started, the host says otherwise: say what was found, then build again.
+      out.say(`${rebuild.found}: building it again`);
+      out.log.warn({ bridge: names.bridge, found: rebuild.found, reset: rebuild.reset.steps.map((s) => s.id) }, 'rebuild');
+      if (flags.dryRun) {
+        printPlan(`put back what went with bridge ${names.bridge} (then start is planned as usual)`, rebuild.reset, flags, { command: 'start', rebuild: true });
+        return 0;
+      }
+      requireTools(planPrograms(rebuild.reset), env, `network-bridge start (rebuilding ${names.bridge})`);
+      await execute(rebuild.reset, { log: out.log, say: out.say });
+      host = await observeHost();
+    }
+    // What went with the bridge is back: a failure from here on takes it away again, so the host
+    // ends as this start found it.
+    const undoReset = async () => {
+      if (rebuild?.reset.steps.length) await execute(reversePlan(rebuild.reset.steps), { log: out.log, say: out.say });
+    };
+    const keep = rebuild?.keep ?? [];
+    const plannedReq = keep.length ? { ...req, antispoof: false } : req;
+    let decision: ReturnType<typeof planStart>;
+    try {
+      decision = planStart(plannedReq, {
+        host,
+        brNetfilter: existsSync('/proc/sys/net/bridge'),
+        sysctls: Object.fromEntries(BRIDGE_NF_SYSCTLS.map((k) => [k, readSysctl(k)])),
+        forwardPolicy: plannedReq.antispoof ? await readPolicy('FORWARD') : undefined,
+      });
+    } catch (e) {
+      await undoReset();
+      throw e;
+    }
     if (decision.kind === 'noop') {
+      await undoReset();
       out.say(decision.message);
       return 0;
     }
@@ -61,8 +92,17 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
       return 0;
     }
     out.log.info({ bridge, netdev, pdev, steps: decision.plan.steps.length }, 'start');
-    const done = await execute(decision.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    store.write(bridge, { version: 1, bridge, netdev, pdev, startedAt: new Date().toISOString(), steps: done });
+    let done: Step[];
+    try {
+      requireTools(planPrograms(decision.plan), env, `network-bridge start (${title})`);
+      done = await execute(decision.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
+    } catch (e) {
+      await undoReset();
+      throw e;
+    }
+    // A rebuild's record replaces the stale one; what outlived the bridge (antispoof) stays in
+    // it, after the new steps, so that stop takes it back as the first start's stop would have.
+    store.write(bridge, { version: 1, bridge, netdev, pdev, vifnum: req.vifnum ?? 0, startedAt: new Date().toISOString(), steps: [...done, ...keep] });
     out.say(`started ${bridge}` + (netdev ? ` with port ${pdev}` : ' (host-only)') + ` in ${done.length} steps`);
     return 0;
   });

@@ -9,6 +9,7 @@ import { run } from '../exec.ts';
 import { execute } from '../executor.ts';
 import { iptablesCmd } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
+import { planPrograms, requireTools } from '../tools.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
@@ -27,6 +28,7 @@ export interface Context {
 export async function start(req: NetworkNatRequest, ctx: Context): Promise<number> {
   const { env, out, flags } = ctx;
   const store = natRecords(env);
+  if (!flags.dryRun) requireTools(['ip', 'flock'], env, 'network-nat start');
   return withLock(FORWARDING_LOCK, env, async () => {
     const host = await observeHost();
     const netdev = resolveUplink(req, host);
@@ -51,6 +53,7 @@ export async function start(req: NetworkNatRequest, ctx: Context): Promise<numbe
       return 0;
     }
     out.log.info({ netdev, subnet: req.subnet, dhcp: req.dhcp, steps: plan.steps.length }, 'start');
+    requireTools(planPrograms(plan), env, 'network-nat start');
     const steps = await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
     const record: NatRecord = {
       version: 1, hook: 'network-nat', key: netdev, netdev, subnet: req.subnet, dhcp: req.dhcp ? files : null,

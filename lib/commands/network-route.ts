@@ -5,6 +5,7 @@
 import type { Flags } from '../cli/args.ts';
 import { execute } from '../executor.ts';
 import { withLock } from '../lock.ts';
+import { planPrograms, requireTools } from '../tools.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
@@ -31,6 +32,7 @@ export interface Context {
 export async function start(req: NetworkRouteRequest, ctx: Context): Promise<number> {
   const { env, out, flags } = ctx;
   const store = routeRecords(env);
+  if (!flags.dryRun) requireTools(['ip', 'flock'], env, 'network-route start');
   return withLock(FORWARDING_LOCK, env, async () => {
     const host = await observeHost();
     const netdev = resolveUplink(req, host);
@@ -46,6 +48,7 @@ export async function start(req: NetworkRouteRequest, ctx: Context): Promise<num
       return 0;
     }
     out.log.info({ netdev, ipv6, steps: plan.steps.length }, 'start');
+    requireTools(planPrograms(plan), env, 'network-route start');
     const steps = await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
     store.write(netdev, { version: 1, hook: 'network-route', key: netdev, netdev, ipv6, startedAt: new Date().toISOString(), steps });
     out.say(`started: dom0 routes for its guests over ${netdev} (IPv4${ipv6 ? ' and IPv6' : ''})`);

@@ -4,7 +4,8 @@ import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import { planOffline, planOnline, targetName, xenbrAlias, type LeftoverGuard, type VifRequest } from '../plans/vif-bridge.ts';
+import type { BridgeRecord } from '../plans/bridge.ts';
+import { planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
 import { StateStore } from '../state.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
@@ -57,6 +58,20 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
   return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
 }
 
+/**
+ * The bridges network-bridge started here with their vifnum, from its records (read only): a
+ * guest asking for a missing xenbrN gets the one started with vifnum=N. Looked at only for a
+ * xenbrN name, so other calls read no file.
+ */
+function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): StartedBridge[] {
+  if (xenbrNumber(wanted) === undefined) return [];
+  const out: StartedBridge[] = [];
+  for (const r of new StateStore<BridgeRecord>(env, 'network-bridge').all().values()) {
+    if (typeof r.vifnum === 'number') out.push({ bridge: r.bridge, vifnum: r.vifnum });
+  }
+  return out;
+}
+
 export function vifBridge(ctx: VifContext): Promise<number> {
   const store = new StateStore<VifBridgeRecord>(ctx.env, NAME);
   return runVifHook<VifBridgeRecord>(ctx, {
@@ -65,12 +80,13 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const req = request(ctx, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
       const alias = xenbrAlias(req.bridge);
-      let host = await observeDevices([req.dev, targetName(req), ...(req.bridge ? [req.bridge] : []), ...(alias ? [alias] : [])]);
+      const started = startedBridges(ctx.env, req.bridge);
+      let host = await observeDevices([req.dev, targetName(req), ...(req.bridge ? [req.bridge] : []), ...(alias ? [alias] : []), ...started.map((s) => s.bridge)]);
       // bridge= names a device that is no bridge: the request fails, and its message names the
       // device's kind, which only ip knows for some kinds (sysfs has no DEVTYPE for a veth).
       const named = req.bridge ? findLink(host, req.bridge) : undefined;
       if (named && !isBridge(named)) host = await observeLinks();
-      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req, host));
+      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req, host), started);
       return {
         plan: on.plan,
         record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: req.notrack, onlineAt: new Date().toISOString() },

@@ -4,7 +4,7 @@
  * lock, the record online leaves for offline, hotplug-status/-error, and the vif-post.d hooks.
  * A layout (vif-route, vif-nat) supplies only its online and offline planning.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Flags, Invocation } from '../cli/args.ts';
 import type { HookSpec } from '../cli/spec.ts';
@@ -15,8 +15,10 @@ import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
+import { waitForDevice } from '../net/sysfs.ts';
 import { StateStore } from '../state.ts';
-import { absolutePath, backendPath, frontendPathOf, parseVifName, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
+import { planPrograms, requireTools } from '../tools.ts';
+import { absolutePath, backendPath, callerHome, DOM0_HOME, domidOfHome, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
@@ -76,14 +78,33 @@ function fail(message: string): never {
 }
 
 /** Without XENBUS_PATH (a run by hand), libxl's own name says where the backend is. */
-function pvBackendPath(dev: string): string {
+function pvBackendPath(dev: string, backendDomid: number): string {
   const v = parseVifName(dev);
   if (!v || v.emulated) fail(`XENBUS_PATH is not set in the environment, and ${dev} is not named vif<domid>.<devid>: set XENBUS_PATH=backend/vif/<domid>/<devid>`);
-  return backendPath(v);
+  return backendPath({ ...v, backendDomid });
+}
+
+/**
+ * The home of the domain this hook runs in, where a relative XENBUS_PATH lives: dom0's, or a
+ * network driver domain's. dom0 says so in /proc/xen/capabilities (no question to xenstored
+ * then); elsewhere xenstored is asked (its relative key `domid`, xenstore.ts callerHome).
+ */
+async function domainHome(env: NodeJS.ProcessEnv): Promise<string> {
+  if (env.XENBUS_PATH?.startsWith('/')) return DOM0_HOME; // not needed: the path is absolute
+  try {
+    if (readFileSync('/proc/xen/capabilities', 'utf8').includes('control_d')) return DOM0_HOME;
+  } catch {
+    /* no xenfs here (tests, or not mounted): ask xenstored */
+  }
+  try {
+    return await callerHome();
+  } catch {
+    return DOM0_HOME; // xenstored does not answer: the backend read below says so
+  }
 }
 
 /** undefined when this call is not for this type_if: online/offline are PV, add/remove tap. */
-function locate(ctx: VifContext): Omit<VifCall, 'xs'> | undefined {
+function locate(ctx: VifContext, home: string): Omit<VifCall, 'xs'> | undefined {
   const { env, inv, spec } = ctx;
   const command = inv.command as VifCommand;
   const typeIf = ((inv.options.get('type_if') as string | undefined) ?? 'vif') as TypeIf;
@@ -93,7 +114,8 @@ function locate(ctx: VifContext): Omit<VifCall, 'xs'> | undefined {
   if (!dev) {
     fail(`${typeIf === 'vif' ? 'vif' : 'INTERFACE'} is not set in the environment: ${spec.name} is run by libxl/udev with it; by hand, e.g. vif=vif1.0 XENBUS_PATH=backend/vif/1/0 ${spec.name} online`);
   }
-  const backend = absolutePath(typeIf === 'vif' ? env.XENBUS_PATH || pvBackendPath(dev) : tapBackendPath(dev));
+  const domid = domidOfHome(home);
+  const backend = absolutePath(typeIf === 'vif' ? env.XENBUS_PATH || pvBackendPath(dev, domid) : tapBackendPath(dev, domid), home);
   return { command, typeIf, up: command === 'online' || command === 'add', dev, backend, key: `${backend.split('/').slice(-2).join('.')}.${typeIf}` };
 }
 
@@ -154,9 +176,49 @@ async function runPostHooks(ctx: VifContext, vars: Record<string, string>): Prom
   }
 }
 
+/**
+ * Xen 4.2–4.4 under xl: udev runs the vif scripts too (UDEV_CALL=1), after libxl ran them. libxl
+ * writes `libxl/disable_udev` (relative: the home of the domain the backend runs in) to say it
+ * runs them itself, and xen-hotplug-common.sh then exits 0 before anything else. Any failure to
+ * read it counts as "not there", as `xenstore-read ... >/dev/null 2>&1` does.
+ */
+async function udevCallDisabled(env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (!env.UDEV_CALL) return false;
+  try {
+    return (await readAsCaller('libxl/disable_udev')) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** How long online waits for its device to appear (DEVICE_WAIT_MS; tests may shorten it). */
+export const DEVICE_WAIT_MS = 5000;
+
+/**
+ * A driver domain's netback (Qubes issue 4446) may run the hook before the device is there:
+ * wait for it, bounded, then fail with a hotplug-error that says so. The device may already
+ * carry its vifname (online run again), which counts as there.
+ */
+async function awaitDevice(ctx: VifContext, call: VifCall): Promise<void> {
+  const vifname = (call.xs.get('vifname')?.trim() || (ctx.inv.options.get('vifname') as string | undefined)) ?? undefined;
+  const names = [call.dev, ...(vifname ? [call.typeIf === 'tap' ? `${vifname}-emu` : vifname] : [])];
+  const waitMs = Number(ctx.env.XEN_NETHOOKS_DEVICE_WAIT_MS) || DEVICE_WAIT_MS;
+  const started = Date.now();
+  if (await waitForDevice(names, waitMs)) {
+    const waited = Date.now() - started;
+    if (waited >= 50) ctx.out.log.info({ dev: call.dev, waitedMs: waited }, 'device appeared');
+    return;
+  }
+  throw new PlanError(`device ${call.dev} does not exist: waited ${waitMs / 1000} s for netback to create it (the guest's backend is gone, netback is not loaded in the backend domain, or vif= names the wrong device)`);
+}
+
 export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
   const { env, out, flags } = ctx;
-  const where = locate(ctx);
+  if (await udevCallDisabled(env)) {
+    out.log.info({ command: ctx.inv.command, vif: env.vif, INTERFACE: env.INTERFACE }, 'called by udev (UDEV_CALL) while libxl/disable_udev is set: libxl runs this hook itself; nothing to do');
+    return 0;
+  }
+  const where = locate(ctx, await domainHome(env));
   if (!where) {
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');
     return 0;
@@ -199,7 +261,12 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
   }
 
   try {
+    // ip observes the device, flock takes Xen's lock: both before anything else.
+    if (!flags.dryRun) requireTools(['ip', 'flock'], env, `${ctx.spec.name} ${call.command}`);
+    await awaitDevice(ctx, call);
     const on = await layout.online(call);
+    // What this plan runs, for the backend and options chosen: all there before any of it runs.
+    if (!flags.dryRun) requireTools(planPrograms(on.plan), env, `${ctx.spec.name} ${call.command} (${on.title})`);
     for (const w of on.warnings) {
       out.say(`warning: ${w}`);
       out.log.warn({ dev: on.dev }, w); // the hotplug log is where an operator looks later

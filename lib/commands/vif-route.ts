@@ -1,4 +1,5 @@
 /** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/route.ts. */
+import { existsSync } from 'node:fs';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost, type HostState } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
@@ -36,6 +37,11 @@ function uplink(ctx: VifContext, given: string | undefined, host: HostState): st
   return resolveUplink({}, host);
 }
 
+/** dom0 without IPv6: no IPv6 stack (ipv6.disable=1) or IPv6 turned off for every device. */
+function ipv6Disabled(): boolean {
+  return !existsSync('/proc/sys/net/ipv6') || readSysctl('net.ipv6.conf.all.disable_ipv6') === '1';
+}
+
 export function vifRoute(ctx: VifContext): Promise<number> {
   const store = new StateStore<VifRouteRecord>(ctx.env, NAME);
   return runVifHook<VifRouteRecord>(ctx, {
@@ -58,6 +64,7 @@ export function vifRoute(ctx: VifContext): Promise<number> {
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
         ipForward: readSysctl(IP_FORWARD),
         ipv6Forwarding: readSysctl(IPV6_FORWARDING),
+        ipv6Disabled: ipv6Disabled(),
       }, (mtu) => reportSuccess(call, mtu));
       const { layout } = on;
       return {

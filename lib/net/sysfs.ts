@@ -81,3 +81,23 @@ function readLink(root: string, name: string, bridge: boolean): Link | undefined
     return undefined; // gone while we looked: as if it never was
   }
 }
+
+/**
+ * Waits until one of `names` exists in the caller's namespace (/proc/self/net/dev, which is always
+ * the caller's), polling every 50 ms for up to `timeoutMs`. True once one does; false on timeout,
+ * and also when the list cannot be read (the caller's observation then says what it finds).
+ */
+export async function waitForDevice(names: readonly string[], timeoutMs: number, procNetDev = ROOTS.procNetDev): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let here: string[];
+    try {
+      here = parseProcNetDev(readFileSync(procNetDev, 'utf8'));
+    } catch {
+      return true;
+    }
+    if (names.some((n) => here.includes(n))) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

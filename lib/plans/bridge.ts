@@ -281,6 +281,11 @@ export interface BridgeRecord {
   bridge: string;
   netdev: string | null;
   pdev: string | null;
+  /**
+   * The vifnum start was given (0 by default): vif-bridge maps a guest's missing `xenbrN` to the
+   * bridge started with vifnum=N, as Xen 3.0/3.1 named it. Absent in records of older versions.
+   */
+  vifnum?: number;
   startedAt: string;
   steps: Step[];
 }
@@ -345,4 +350,71 @@ function withCurrentVlans(record: BridgeRecord, host: HostState): Step[] {
 export function planStop(record: BridgeRecord, others: readonly BridgeRecord[], host?: HostState): StopDecision {
   const { keep, heirs } = releaseShared(record, host ? withCurrentVlans(record, host) : record.steps, others, (r) => r.bridge);
   return { plan: reversePlan(keep), handOver: heirs };
+}
+
+/** Steps of a start record that act on the host outside the bridge (antispoof): they outlive it. */
+const OUTLIVES_BRIDGE = /^(br-netfilter|sysctl:.*|antispoof-accept|forward-policy)$/;
+
+export interface Rebuild {
+  /** What was found, for the operator. */
+  found: string;
+  /**
+   * Takes the physical side back to how it was before the first start, as far as the bridge's
+   * loss left it changed: netdev's name (from p<netdev>), and dom0's addresses and routes when
+   * they died with the bridge. Empty when netdev is as it was (a distro restart put them back).
+   */
+  reset: Plan;
+  /** The record's steps still in effect (antispoof): carried into the new record, not redone. */
+  keep: Step[];
+}
+
+/**
+ * A record whose bridge is gone (deleted by a distro network restart, `ip link del`): how to
+ * build it again. undefined while the bridge is there. dom0's configuration is taken from where
+ * it is now; only what went away with the bridge comes back from the record.
+ */
+export function planRebuild(record: BridgeRecord, host: HostState): Rebuild | undefined {
+  const br = findLink(host, record.bridge);
+  if (br && isBridge(br)) return undefined;
+  const found: string[] = [`bridge ${record.bridge} (started ${record.startedAt}) is ${br ? `a ${br.linkinfo?.info_kind ?? 'non-bridge'} device now` : 'gone'}`];
+  if (br) {
+    throw new PlanError(`${found[0]}; network-bridge will not touch it: remove it (ip link del ${record.bridge}) and start again`);
+  }
+  const undo: Step[] = [];
+  const { netdev, pdev } = record;
+  if (netdev !== null && pdev !== null) {
+    let nd = findLink(host, netdev);
+    const renamed = record.steps.find((s) => s.id === 'netdev-rename');
+    if (!nd && renamed) {
+      const p = findLink(host, pdev);
+      if (!p) throw new PlanError(`${found[0]}, and so are ${netdev} and ${pdev}: nothing to build it over; set netdev= to dom0's uplink`);
+      if (p.master) throw new PlanError(`${found[0]}, and ${pdev} is a port of ${p.master} now: stop using it there first`);
+      found.push(`${netdev} is still named ${pdev}`);
+      undo.push(renamed);
+      nd = p;
+    }
+    if (!nd) throw new PlanError(`${found[0]}, and so is ${netdev}: nothing to build it over; set netdev= to dom0's uplink`);
+    const own = (nd.addr_info ?? []).filter((a) => !isKernelGenerated(a));
+    const configOf = (dev: string) => record.steps.filter((s) => s.id.startsWith(`addr-off:${dev}:`) || s.id.startsWith(`route-off:${dev}:`));
+    const lost = configOf(netdev);
+    if (own.length > 0) {
+      found.push(`${netdev} has addresses of its own again (${own.map(cidrOf).join(' ')}): they move to the bridge as they are`);
+    } else if (lost.length > 0) {
+      found.push(`dom0's addresses and routes went with it: they come back from the record (${lost.filter((s) => s.id.startsWith('addr-off:')).map((s) => s.id.split(':').slice(2).join(':')).join(' ') || 'routes only'})`);
+      undo.push(...lost);
+    }
+    // dom0's VLAN devices start remade on the bridge died with it: made again where they were
+    // before start (on netdev), with their configuration, so that start moves them as usual.
+    const goneVlans = record.steps
+      .filter((s) => s.id.startsWith('vlan-off:'))
+      .map((s) => ({ s, name: s.id.slice('vlan-off:'.length) }))
+      .filter(({ name }) => !findLink(host, name));
+    if (goneVlans.length) {
+      found.push(`so are dom0's VLAN devices ${goneVlans.map((v) => v.name).join(', ')}: made again from the record`);
+      for (const v of goneVlans) undo.push(v.s, ...configOf(v.name));
+    }
+  }
+  // Undone in the reverse of the record's order: the name back first, then addresses, then routes.
+  const ids = new Set(undo.map((s) => s.id));
+  return { found: found.join('; '), reset: reversePlan(record.steps.filter((s) => ids.has(s.id))), keep: record.steps.filter((s) => OUTLIVES_BRIDGE.test(s.id)) };
 }

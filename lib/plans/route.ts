@@ -245,6 +245,12 @@ export interface VifRouteObserved {
   proxyArpWas: string | undefined;
   ipForward: string | undefined;
   ipv6Forwarding: string | undefined;
+  /**
+   * dom0 has no IPv6 (net.ipv6.conf.all.disable_ipv6=1, or no IPv6 stack at all: Qubes issue
+   * 5110): the guest's IPv6 addresses get no route or NDP proxy (the kernel refuses both), and
+   * the guard drops the guest's IPv6 as for a guest without any.
+   */
+  ipv6Disabled?: boolean;
 }
 
 export interface RoutedOnline {
@@ -275,12 +281,16 @@ export function planVifRouteOnline(req: VifRouteRequest, obs: VifRouteObserved, 
   }
   const metric = routeMetric(req.typeIf);
   const v4 = req.ip.filter((a) => ipFamily(a) === 4);
-  const v6 = req.ip.filter((a) => ipFamily(a) === 6);
+  const asked6 = req.ip.filter((a) => ipFamily(a) === 6);
+  const v6 = obs.ipv6Disabled ? [] : asked6;
   if (v6.length && req.mtu !== undefined && req.mtu < IPV6_MIN_MTU) {
     throw new PlanError(`mtu=${req.mtu}: below ${IPV6_MIN_MTU}, the kernel turns IPv6 off on ${dev}, and the guest has IPv6 addresses (${v6.join(' ')}): set mtu to ${IPV6_MIN_MTU} or more`);
   }
   const warnings: string[] = [];
   if (obs.ipForward !== '1') warnings.push(`${IP_FORWARD} is ${obs.ipForward ?? 'unset'}: dom0 does not forward for the guest; run network-route start`);
+  if (obs.ipv6Disabled && asked6.length) {
+    warnings.push(`IPv6 is disabled in dom0: the guest's IPv6 addresses (${asked6.join(' ')}) are not routed, and the guard drops its IPv6; enable IPv6 in dom0 to route them`);
+  }
   if (v6.length && obs.ipv6Forwarding !== '1') warnings.push(`${IPV6_FORWARDING} is ${obs.ipv6Forwarding ?? 'unset'}: the guest's IPv6 is not forwarded; network-route start turns it on when dom0 has global IPv6`);
   const layout: RoutedVif = {
     kernelName: req.dev,

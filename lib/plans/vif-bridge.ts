@@ -55,31 +55,67 @@ export function targetName(req: Pick<VifRequest, 'dev' | 'vifname' | 'typeIf'>):
 
 /** The ethN bridge that stands for xenbrN on hosts bridged the old way (SPEC §2.1), if `name` is one. */
 export function xenbrAlias(name: string | undefined): string | undefined {
-  const m = /^xenbr(\d+)$/.exec(name ?? '');
-  return m ? `eth${m[1]}` : undefined;
+  const n = xenbrNumber(name);
+  return n === undefined ? undefined : `eth${n}`;
 }
 
-/** SPEC §2.1: the given bridge, else the first one by name; xenbrN asked on an ethN-bridge layout → ethN. */
-export function resolveBridge(host: HostState, wanted: string | undefined): string {
+/** N of a `xenbrN` name: the vifnum Xen 3.0/3.1's network-bridge named its bridge after. */
+export function xenbrNumber(name: string | undefined): number | undefined {
+  const m = /^xenbr(\d+)$/.exec(name ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A bridge network-bridge started here, from its record: the name and the vifnum it was given. */
+export interface StartedBridge {
+  bridge: string;
+  vifnum: number;
+}
+
+interface Resolved {
+  bridge: string;
+  /** Why another bridge than the one asked for: said as a warning. */
+  why?: string;
+}
+
+function pickBridge(host: HostState, wanted: string | undefined, started: readonly StartedBridge[]): Resolved {
   const bridges = host.links.filter(isBridge).map((l) => l.ifname);
   if (!wanted) {
     // The original takes the first line of `brctl show`, which lists bridges sorted by name.
     const first = [...bridges].sort()[0];
     if (!first) throw new PlanError('Could not find bridge, and none was specified: create one (network-bridge start) or set bridge= in the vif line');
-    return first;
+    return { bridge: first };
   }
   const link = findLink(host, wanted);
-  if (link && isBridge(link)) return wanted;
-  const alias = xenbrAlias(wanted);
-  if (!link && alias) {
-    const eth = findLink(host, alias);
-    if (eth && isBridge(eth)) return eth.ifname;
+  if (link && isBridge(link)) return { bridge: wanted };
+  const n = xenbrNumber(wanted);
+  if (!link && n !== undefined) {
+    // Xen 3.0/3.1 configs: network-bridge started with vifnum=N made xenbrN; ours names the
+    // bridge after netdev (or bridge=), and its record keeps the vifnum.
+    const byVifnum = started.filter((s) => s.vifnum === n && bridges.includes(s.bridge));
+    if (byVifnum.length > 1) {
+      throw new PlanError(`Could not find bridge device ${wanted}, and network-bridge started several bridges with vifnum=${n} (${byVifnum.map((s) => s.bridge).join(', ')}): set bridge= in the vif line to one of them`);
+    }
+    if (byVifnum[0]) {
+      const b = byVifnum[0].bridge;
+      return { bridge: b, why: `bridge ${wanted} does not exist: using ${b}, the bridge network-bridge started with vifnum=${n} (Xen 3.0/3.1 named it ${wanted}); set bridge=${b} in the vif line to say so` };
+    }
+    const eth = findLink(host, `eth${n}`);
+    if (eth && isBridge(eth)) return { bridge: eth.ifname };
   }
   if (link) throw new PlanError(`bridge=${wanted} is a ${link.linkinfo?.info_kind ?? 'network'} device, not a bridge`);
   throw new PlanError(
     `Could not find bridge device ${wanted}` + (bridges.length ? ` (bridges here: ${bridges.join(', ')})` : ' (there is no bridge on this host)') +
       '; fix bridge= in the vif line or create the bridge first',
   );
+}
+
+/**
+ * SPEC §2.1: the given bridge, else the first one by name; xenbrN asked and missing → the bridge
+ * network-bridge started with vifnum=N (`started`), else an ethN bridge (old configs on the
+ * 3.2+ layout).
+ */
+export function resolveBridge(host: HostState, wanted: string | undefined, started: readonly StartedBridge[] = []): string {
+  return pickBridge(host, wanted, started).bridge;
 }
 
 function guardOf(req: VifRequest, dev: string): VifGuard {
@@ -135,6 +171,9 @@ export function portTeardown(dev: string): Command {
   return { ...ipBatch([`link set dev ${dev} down`, `link set dev ${dev} nomaster`], true), tolerate: [''] };
 }
 
+/** IPv6's minimum link MTU (RFC 8200): below it the kernel disables IPv6 on the device. */
+const IPV6_MIN_MTU = 1280;
+
 /** A guard an earlier online of the same device left in place (a re-run, or no offline came). */
 export interface LeftoverGuard {
   dev: string;
@@ -149,10 +188,13 @@ export interface LeftoverGuard {
  * before (the ebtables/iptables jumps would otherwise be inserted a second time, and one offline
  * could not remove them).
  */
-/** IPv6's minimum link MTU (RFC 8200): below it the kernel disables IPv6 on the device. */
-const IPV6_MIN_MTU = 1280;
-
-export function planOnline(req: VifRequest, host: HostState, finish: (mtu: number) => Command[], leftover?: LeftoverGuard): OnlinePlan {
+export function planOnline(
+  req: VifRequest,
+  host: HostState,
+  finish: (mtu: number) => Command[],
+  leftover?: LeftoverGuard,
+  started: readonly StartedBridge[] = [],
+): OnlinePlan {
   const warnings: string[] = [];
   const link = findLink(host, req.dev);
   const dev = targetName(req);
@@ -175,7 +217,9 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     steps.push(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
       [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }]));
   }
-  const bridge = resolveBridge(host, req.bridge);
+  const resolved = pickBridge(host, req.bridge, started);
+  const bridge = resolved.bridge;
+  if (resolved.why) warnings.push(resolved.why);
   const bridgeLink = findLink(host, bridge);
   const mtu = req.mtu ?? bridgeLink?.mtu ?? 1500;
   // The kernel lowers a bridge's MTU to its smallest port's (unless an MTU was set on the bridge

@@ -411,3 +411,29 @@ EOF2
   assert_success
   assert_output --partial "guest 10.0.1.1/16 via router 10.0.1.128"
 }
+
+@test "gatewaydev (libxl passes it as netdev in the environment): network-nat netdev=eth1 masquerades out of eth1 and vif-nat takes netdev=eth1 as libxl gives it; offline and stop leave nothing" {
+  LAN2=$(nb_netns lan2) || fail "lan2"
+  nb_uplink "$DOM0" eth1 "$LAN2" lan2 || fail "eth1"
+  ip -n "$DOM0" addr add 203.0.113.5/24 dev eth1
+  ip -n "$LAN2" addr add 203.0.113.1/24 dev lan2
+  rt_guest 1 0 script=/etc/xen/scripts/vif-nat
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_net network-nat start netdev=eth1
+  assert_success
+  # As libxl runs it with gatewaydev=eth1 in the vif line: netdev=eth1 in the environment.
+  run ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 netdev=eth1 "$RT_DIST/vif-nat" online type_if=vif
+  assert_success
+  assert_output --partial "guest 10.0.1.1/16 via router 10.0.1.128"
+  ip -n "$GUEST" addr add 10.0.1.1/16 dev eth0
+  ip -n "$GUEST" route add default via 10.0.1.128
+  # lan2 sees the guest as dom0's eth1 address: translated out of the gateway device.
+  rt_listen "$LAN2" 9999
+  rt_send "$GUEST" 10.0.1.1 203.0.113.1 9999 via-eth1
+  wait_until 5 rt_heard "$LAN2" 9999 "from 203.0.113.5: via-eth1" || fail "no datagram from 203.0.113.5: $(cat "$NB_TMP/listen-$LAN2-9999")"
+  run ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 netdev=eth1 "$RT_DIST/vif-nat" offline type_if=vif
+  assert_success
+  run rt_net network-nat stop netdev=eth1
+  assert_success
+  assert_leftovers before "after offline and stop"
+}

@@ -371,3 +371,76 @@ fe80::1%eth0|a zone index
   run ip netns exec "$GUEST" ping -c 1 -W 2 "$NB_GW"
   assert_success
 }
+
+# second_uplink: eth1 in dom0 (203.0.113.5/24) <-> lan2 in namespace $LAN2 (203.0.113.1/24), beside
+# eth0, which keeps the default route: libxl's gatewaydev names such a device.
+second_uplink() {
+  LAN2=$(nb_netns lan2) || fail "lan2"
+  nb_uplink "$DOM0" eth1 "$LAN2" lan2 || fail "eth1"
+  ip -n "$DOM0" addr add 203.0.113.5/24 dev eth1
+  ip -n "$LAN2" addr add 203.0.113.1/24 dev lan2
+}
+
+@test "gatewaydev (libxl passes it as netdev in the environment): the guest is routed via eth1, not the default route's eth0; offline and stop leave nothing" {
+  second_uplink
+  rt_leftovers >"$NB_TMP/left-before"
+  snap_save before
+  rt_guest 1 0 ip=203.0.113.10 script=/etc/xen/scripts/vif-route
+  ip -n "$GUEST" addr add 203.0.113.10/24 dev eth0
+  ip -n "$GUEST" route add default via 203.0.113.1 dev eth0
+  run rt_net network-route start netdev=eth1
+  assert_success
+  # As libxl runs it with gatewaydev=eth1 in the vif line: netdev=eth1 in the environment.
+  run ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 netdev=eth1 "$RT_DIST/vif-route" online type_if=vif
+  assert_success
+  run ip -n "$DOM0" -br addr show dev vif1.0
+  assert_output --partial "203.0.113.5/32"
+  run ip -n "$DOM0" route show 203.0.113.10
+  assert_output "203.0.113.10 dev vif1.0 scope link src 203.0.113.5 metric 2 "
+  run ip netns exec "$GUEST" ping -c 1 -W 3 203.0.113.1
+  assert_success
+  run ip netns exec "$LAN2" ping -c 1 -W 3 203.0.113.10
+  assert_success
+  # The control: the same guest address is no use on eth0's side.
+  run ip netns exec "$LAN" ping -c 1 -W 1 203.0.113.10
+  assert_failure
+  run ip netns exec "$DOM0" env vif=vif1.0 XENBUS_PATH=backend/vif/1/0 netdev=eth1 "$RT_DIST/vif-route" offline type_if=vif
+  assert_success
+  run rt_net network-route stop netdev=eth1
+  assert_success
+  ip -n "$DOM0" link del vif1.0
+  assert_leftovers before "after offline and stop"
+}
+
+@test "dom0 with IPv6 disabled (net.ipv6.conf.all.disable_ipv6=1, Qubes 5110): network-route and vif-route work for IPv4, a guest's IPv6 is not routed (warned) and dropped; offline and stop leave nothing" {
+  ip netns exec "$DOM0" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  # The guest's config still lists an IPv6 address.
+  rt_guest 1 0 ip="$G4 $G6" script=/etc/xen/scripts/vif-route
+  ip netns exec "$DOM0" sysctl -q -w net.ipv6.conf.vif1/0.disable_ipv6=1
+  ip -n "$GUEST" addr add "$G4/24" dev eth0
+  ip -n "$GUEST" route add default via "$NB_GW" dev eth0
+  rt_leftovers >"$NB_TMP/left-before"
+  run rt_net network-route start
+  assert_success
+  assert_output --partial "(IPv4)"
+  run rt_vif vif-route online 1 0
+  assert_success
+  assert_output --partial "IPv6 is disabled in dom0: the guest's IPv6 addresses ($G6) are not routed"
+  [[ $(rt_xs 1 0 hotplug-status) == connected ]]
+  run ip -n "$DOM0" -6 route show dev vif1.0
+  assert_output ""
+  run ip -n "$DOM0" -6 neigh show proxy
+  assert_output ""
+  # The guard drops the guest's IPv6, as for a guest without IPv6 addresses.
+  run ip netns exec "$DOM0" ip6tables-save -t raw
+  assert_output --partial "-A XNH-vif1.0 -j DROP"
+  run ip netns exec "$GUEST" ping -c 1 -W 3 "$NB_GW"
+  assert_success
+  run ip netns exec "$LAN" ping -c 1 -W 3 "$G4"
+  assert_success
+  run rt_vif vif-route offline 1 0
+  assert_success
+  run rt_net network-route stop
+  assert_success
+  assert_leftovers before "after offline and stop"
+}

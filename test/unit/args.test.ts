@@ -87,6 +87,14 @@ test('unknown keys, flags and commands are usage errors that list what is accept
   assert.throws(() => parseInvocation(spec, ['start', 'bridge=a:b'], env), /invalid bridge="a:b": expected an interface name/);
 });
 
+test("empty words (xend splits its network-script line on single spaces) are ignored, as the originals' loops do", () => {
+  // (network-script 'network-bridge  netdev=eth0 bridge=xenbr0 ') with start put first.
+  const inv = parseInvocation(spec, ['start', '', 'bridge=xenbr0', ''], { XEN_NETHOOKS_CONF: '/dev/null' });
+  assert.equal(inv.command, 'start');
+  assert.equal(inv.options.get('bridge'), 'xenbr0');
+  assert.equal(parseInvocation(spec, ['', 'stop'], { XEN_NETHOOKS_CONF: '/dev/null' }).command, 'stop');
+});
+
 test('flags', () => {
   const inv = parseInvocation(spec, ['start', '--dry-run', '--json'], { XEN_NETHOOKS_CONF: '/dev/null' });
   assert.deepEqual(inv.flags, { help: false, dryRun: true, json: true });

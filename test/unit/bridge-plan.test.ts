@@ -4,6 +4,7 @@ import type { HostState } from '../../lib/net/host.ts';
 import type { Link } from '../../lib/net/link.ts';
 import { PlanError, type Step } from '../../lib/plan.ts';
 import {
+  planRebuild,
   planStart,
   planStop,
   resolveNames,
@@ -257,4 +258,45 @@ test('stacked VLANs (QinQ): children come off first, parents go back on first; m
   assert.match(inner?.run[0]?.argv.join(' ') ?? '', /link eth0\.100 name eth0\.100\.7 .* id 7 reorder_hdr off/);
   const outer = steps.find((s) => s.id === 'vlan-on:eth0.100');
   assert.match(outer?.run[0]?.argv.join(' ') ?? '', /link eth0 name eth0\.100 .*protocol 802\.1ad id 100 reorder_hdr on/);
+});
+
+test('planRebuild: a bridge that is gone comes back with what went with it; a present one needs none', () => {
+  const vlan: Link = {
+    ...eth('eth0.10'),
+    link: 'eth0',
+    linkinfo: { info_kind: 'vlan', info_data: { protocol: '802.1Q', id: 10, flags: ['REORDER_HDR'] } },
+    addr_info: [{ family: 'inet', local: '198.18.10.5', prefixlen: 24, scope: 'global', label: 'eth0.10' }],
+  };
+  const steps = plan(planStart(req({ antispoof: true }), observed(host('eth0', [vlan]), { forwardPolicy: 'ACCEPT' })));
+  const record: BridgeRecord = { version: 1, bridge: 'eth0', netdev: 'eth0', pdev: 'peth0', vifnum: 0, startedAt: 'then', steps };
+  const lo: Link = { ifname: 'lo', ifindex: 1, flags: ['LOOPBACK', 'UP'], mtu: 65536 };
+
+  // Present: nothing to rebuild.
+  assert.equal(planRebuild(record, { links: [lo, { ...eth('eth0'), linkinfo: { info_kind: 'bridge' } }], routes4: [], routes6: [] }), undefined);
+
+  // `ip link del eth0` (the bridge): peth0 left without addresses, eth0.10 gone with the bridge.
+  const gone: HostState = { links: [lo, { ...eth('peth0'), addr_info: [] }], routes4: [], routes6: [] };
+  const r = planRebuild(record, gone);
+  assert.ok(r);
+  assert.match(r.found, /bridge eth0 \(started then\) is gone; eth0 is still named peth0; dom0's addresses and routes went with it.*; so are dom0's VLAN devices eth0.10/);
+  const ids = r.reset.steps.map((s) => s.id);
+  // The name back first, then netdev's addresses and routes, then the VLAN device and its own.
+  assert.equal(ids[0], 'undo-netdev-rename');
+  const firstRoute = ids.findIndex((i) => i.startsWith('undo-route-off:eth0:'));
+  assert.ok(firstRoute > 0 && ids.indexOf('undo-addr-off:eth0:192.0.2.5/24') < firstRoute, ids.join(' '));
+  assert.ok(ids.indexOf('undo-vlan-off:eth0.10') > ids.indexOf('undo-netdev-rename'));
+  assert.ok(ids.indexOf('undo-addr-off:eth0.10:198.18.10.5/24') > ids.indexOf('undo-vlan-off:eth0.10'));
+  // antispoof's changes outlived the bridge: kept, not redone.
+  assert.deepEqual(r.keep.map((s) => s.id), steps.filter((s) => /^(sysctl:|antispoof-accept|forward-policy|br-netfilter)/.test(s.id)).map((s) => s.id));
+  assert.ok(r.keep.length >= 3);
+
+  // A distro restart put eth0's address back on it (bridge=xenbr1 layout): nothing from the record.
+  const rec2: BridgeRecord = { ...record, bridge: 'xenbr1', pdev: 'eth0', steps: plan(planStart(req({ bridge: 'xenbr1' }), observed(host()))) };
+  const r2 = planRebuild(rec2, { links: [lo, eth('eth0')], routes4: [], routes6: [] });
+  assert.ok(r2);
+  assert.match(r2.found, /eth0 has addresses of its own again \(192.0.2.5\/24 192.0.2.6\/24 2001:db8::5\/64\)/);
+  assert.deepEqual(r2.reset.steps, []);
+
+  // Something else took the name: refused, naming it.
+  assert.throws(() => planRebuild(record, { links: [lo, eth('eth0')], routes4: [], routes6: [] }), /is a veth device now; network-bridge will not touch it/);
 });

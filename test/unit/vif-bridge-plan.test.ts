@@ -25,6 +25,21 @@ test('bridge resolution (SPEC 2.1)', () => {
   assert.throws(() => resolveBridge(host(link('vif1.0', 'vif')), undefined), /Could not find bridge, and none was specified/);
 });
 
+test('a missing xenbrN is the bridge network-bridge started with vifnum=N (Xen 3.0/3.1 names), said as a warning', () => {
+  const hh = host(link('dummy0', 'bridge'), link('eth1', 'bridge'), link('lan', 'bridge'), link('vif1.0', 'vif'));
+  const started = [{ bridge: 'dummy0', vifnum: 1 }, { bridge: 'lan', vifnum: 0 }];
+  assert.equal(resolveBridge(hh, 'xenbr1', started), 'dummy0', 'the record wins over an ethN bridge');
+  assert.equal(resolveBridge(hh, 'xenbr0', started), 'lan');
+  assert.equal(resolveBridge(hh, 'xenbr1', []), 'eth1', 'no record: the ethN bridge');
+  assert.throws(() => resolveBridge(hh, 'xenbr2', started), /Could not find bridge device xenbr2/);
+  // A record whose bridge is gone is no answer.
+  assert.throws(() => resolveBridge(host(link('vif1.0', 'vif')), 'xenbr1', started), /Could not find bridge device xenbr1/);
+  assert.throws(() => resolveBridge(hh, 'xenbr1', [...started, { bridge: 'lan', vifnum: 1 }]), /several bridges with vifnum=1 \(dummy0, lan\)/);
+  const p = planOnline(req({ bridge: 'xenbr1' }), hh, report, undefined, started);
+  assert.equal(p.bridge, 'dummy0');
+  assert.ok(p.warnings.some((w) => /bridge xenbr1 does not exist: using dummy0, the bridge network-bridge started with vifnum=1/.test(w)), p.warnings.join('\n'));
+});
+
 test('online: guard before the port comes up, report last', () => {
   const p = planOnline(req(), h, report);
   assert.deepEqual(p.plan.steps.map((s) => s.id), ['firewall', 'port', 'report']);

@@ -6,7 +6,8 @@
 #   xenstored_stop               stop the daemon started by xenstored_start (by its pid only) and
 #                                remove the temp dir if xenstored_start made it
 #   xenstored_add_vif DOMID DEVID [key=value | !key ...]
-#                                populate backend and frontend of a vif as libxl does
+#                                populate backend and frontend of a vif as libxl does (backend
+#                                in domain $XENSTORED_BACKEND_DOMID's directory if set, else dom0's)
 #   xenstored_remove_vif DOMID DEVID
 #   xenstored_connections        how many client connections the log shows so far (one per
 #                                xenstore-* process, one per hook process over the socket)
@@ -90,7 +91,9 @@ xenstored_stop() {
 xenstored_add_vif() {
   local domid="$1" devid="$2"
   shift 2 || { echo "usage: xenstored_add_vif DOMID DEVID [key=value|!key ...]" >&2; return 2; }
-  local be="/local/domain/0/backend/vif/$domid/$devid"
+  # XENSTORED_BACKEND_DOMID: the backend in a driver domain's directory instead of dom0's.
+  local bd=${XENSTORED_BACKEND_DOMID:-0}
+  local be="/local/domain/$bd/backend/vif/$domid/$devid"
   local fe="/local/domain/$domid/device/vif/$devid"
   local -A keys=(
     [frontend]="$fe"
@@ -122,7 +125,7 @@ xenstored_add_vif() {
   for k in "${order[@]}"; do
     [[ -v "keys[$k]" ]] && args+=("$be/$k" "${keys[$k]}")
   done
-  args+=("$fe/backend" "$be" "$fe/backend-id" 0 "$fe/handle" "$devid" "$fe/state" 1)
+  args+=("$fe/backend" "$be" "$fe/backend-id" "$bd" "$fe/handle" "$devid" "$fe/state" 1)
   [[ -v "keys[mac]" ]] && args+=("$fe/mac" "${keys[mac]}")
   # "--": a value such as "-1" would otherwise be taken for an option.
   xenstore-write -- "${args[@]}" || return 1

@@ -7,7 +7,9 @@
  * It speaks the wire protocol of xen/include/public/io/xs_wire.h on a Unix socket: a 16-byte
  * little-endian header (type, req_id, tx_id, len) and a payload of NUL-separated strings. Every
  * connection is dom0 (a socket connection is privileged), so relative paths resolve under
- * /local/domain/0 and permissions are stored and returned but never enforced.
+ * /local/domain/0 and permissions are stored and returned but never enforced. With --domid N
+ * every connection is domain N instead (a network driver domain's view: relative paths, and the
+ * relative key `domid`, under /local/domain/N), permissions still not enforced.
  *
  * Semantics follow C xenstored (xenstored_core.c) where the clients can tell: replies without a
  * trailing NUL for READ, NUL-terminated names for DIRECTORY, "OK\0" acks, errors as XS_ERROR
@@ -17,7 +19,7 @@
  *
  * Plain Node with no dependencies: it must also run inside a VM where only node exists.
  *
- *   node test/xenstored/xenstored.mjs --socket PATH [--pidfile FILE] [--log FILE]
+ *   node test/xenstored/xenstored.mjs --socket PATH [--pidfile FILE] [--log FILE] [--domid N]
  */
 import { appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -38,6 +40,8 @@ const PAYLOAD_MAX = 4096;
 const ABS_PATH_MAX = 3072;
 const REL_PATH_MAX = 2048;
 const DOM0_HOME = '/local/domain/0';
+/** The connections' home: dom0's, or with --domid N domain N's (set once the options are read). */
+let HOME = DOM0_HOME;
 
 /** A failed request: replied as XS_ERROR with the errno's name, as xsd_errors[] spells it. */
 class XsError extends Error {
@@ -51,10 +55,10 @@ class XsError extends Error {
 // Command line
 
 function parseArgs(argv) {
-  const opts = { socket: undefined, pidfile: undefined, log: undefined };
+  const opts = { socket: undefined, pidfile: undefined, log: undefined, domid: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const m = /^--(socket|pidfile|log)(?:=(.*))?$/.exec(a);
+    const m = /^--(socket|pidfile|log|domid)(?:=(.*))?$/.exec(a);
     if (m) {
       const v = m[2] ?? argv[++i];
       if (v === undefined) usage(`${a} needs a value`);
@@ -66,11 +70,12 @@ function parseArgs(argv) {
     }
   }
   if (!opts.socket) usage('--socket is required');
+  if (opts.domid !== undefined && !/^[0-9]+$/.test(opts.domid)) usage('--domid needs a number');
   return opts;
 }
 
 function usage(problem) {
-  const text = 'usage: xenstored.mjs --socket PATH [--pidfile FILE] [--log FILE]\n';
+  const text = 'usage: xenstored.mjs --socket PATH [--pidfile FILE] [--log FILE] [--domid N]\n';
   if (problem) {
     process.stderr.write(`xenstored.mjs: ${problem}\n${text}`);
     process.exit(2);
@@ -105,6 +110,8 @@ function initialStore() {
   // What xen-init-dom0 writes at boot, before any guest exists.
   createNode(store, `${DOM0_HOME}/domid`, Buffer.from('0'));
   createNode(store, `${DOM0_HOME}/name`, Buffer.from('Domain-0'));
+  // A driver domain's own directory, as libxl writes it when it creates the domain.
+  if (HOME !== DOM0_HOME) createNode(store, `${HOME}/domid`, Buffer.from(HOME.slice('/local/domain/'.length)));
   return store;
 }
 
@@ -149,7 +156,7 @@ function canonical(path, { allowSpecial = false } = {}) {
     return path;
   }
   if (!path.startsWith('/') && path.length > REL_PATH_MAX) throw new XsError('EINVAL');
-  const abs = path.startsWith('/') ? path : `${DOM0_HOME}/${path}`;
+  const abs = path.startsWith('/') ? path : `${HOME}/${path}`;
   if (abs.length > ABS_PATH_MAX) throw new XsError('EINVAL');
   if (abs !== '/' && (abs.endsWith('/') || abs.includes('//'))) throw new XsError('EINVAL');
   if (!/^[A-Za-z0-9_@/-]+$/.test(abs)) throw new XsError('EINVAL');
@@ -226,6 +233,7 @@ function opSetPerms(store, path, perms, touch) {
 // Daemon state
 
 const opts = parseArgs(process.argv.slice(2));
+if (opts.domid !== undefined) HOME = `/local/domain/${Number(opts.domid)}`;
 let store = initialStore();
 const connections = new Set();
 const introduced = new Set(['0']);
@@ -273,7 +281,7 @@ function send(conn, type, reqId, txId, payload, kind = 'reply') {
 
 /** The event path a watcher sees: relative if it set the watch with a relative path. */
 function eventPath(watch, path) {
-  if (watch.relative && path.startsWith(`${DOM0_HOME}/`)) return path.slice(DOM0_HOME.length + 1);
+  if (watch.relative && path.startsWith(`${HOME}/`)) return path.slice(HOME.length + 1);
   return path;
 }
 
