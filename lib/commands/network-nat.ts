@@ -14,6 +14,7 @@ import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
 import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NatVif, type NetworkNatRequest } from '../plans/nat.ts';
 import { IP_FORWARD, resolveUplink } from '../plans/route.ts';
+import { checkVifNatRecord } from '../record-checks.ts';
 import { StateStore, stateDir } from '../state.ts';
 import { allStartRecords, FORWARDING_LOCK, natRecords, pickRecord, saveHandOver } from './network-records.ts';
 import { printPlan } from './plan-output.ts';
@@ -104,7 +105,7 @@ export async function status(req: NetworkNatRequest, ctx: Context): Promise<numb
       /* no lease file: no leases */
     }
   }
-  const guests = [...new StateStore<{ layout: NatVif }>(ctx.env, 'vif-nat').all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-nat', checkVifNatRecord).all().values()].map((r) => ({
     dev: r.layout.dev, address: r.layout.routes[0]?.dst, router: r.layout.local, dhcp: r.layout.dhcp !== undefined,
   }));
   const view = {

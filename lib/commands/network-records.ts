@@ -7,12 +7,13 @@ import { defaultRouteDevice, type HostState } from '../net/host.ts';
 import type { NatRecord } from '../plans/nat.ts';
 import type { RouteRecord } from '../plans/route.ts';
 import type { StartRecord } from '../plans/shared-steps.ts';
+import { checkNatRecord, checkRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 
 export const FORWARDING_LOCK = 'ip-forward';
 
-export const routeRecords = (env: NodeJS.ProcessEnv) => new StateStore<RouteRecord>(env, 'network-route');
-export const natRecords = (env: NodeJS.ProcessEnv) => new StateStore<NatRecord>(env, 'network-nat');
+export const routeRecords = (env: NodeJS.ProcessEnv) => new StateStore<RouteRecord>(env, 'network-route', checkRouteRecord);
+export const natRecords = (env: NodeJS.ProcessEnv) => new StateStore<NatRecord>(env, 'network-nat', checkNatRecord);
 
 export function allStartRecords(env: NodeJS.ProcessEnv): StartRecord[] {
   return [...routeRecords(env).all().values(), ...natRecords(env).all().values()];

@@ -18,6 +18,7 @@ import {
   type RoutedVif,
 } from '../plans/route.ts';
 import { planRelease } from '../plans/shared-steps.ts';
+import { checkVifRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 import { allStartRecords, FORWARDING_LOCK, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
 import { printPlan } from './plan-output.ts';
@@ -84,7 +85,7 @@ export async function status(req: NetworkRouteRequest, ctx: Context): Promise<nu
   const all = routeRecords(ctx.env).all();
   const record = pickRecord(all, req.netdev, host);
   const netdev = record?.netdev ?? resolveUplink(req, host);
-  const guests = [...new StateStore<{ layout: RoutedVif }>(ctx.env, 'vif-route').all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-route', checkVifRouteRecord).all().values()].map((r) => ({
     dev: r.layout.dev,
     addresses: r.layout.routes.map((x) => x.dst),
   }));

@@ -7,17 +7,14 @@ import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork,
 import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
+import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
 import { natRecords } from './network-records.ts';
 import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
 
-export interface VifNatRecord {
-  version: 1;
-  layout: NatVif;
-  onlineAt: string;
-}
+export type { VifNatRecord };
 
 /** network-nat as started here: the one running dnsmasq, else any. */
 function natNetwork(env: NodeJS.ProcessEnv): NatNetwork | undefined {
@@ -39,6 +36,7 @@ function xsNumber(call: VifCall, key: string, fallback: number): number {
 export function vifNat(ctx: VifContext): Promise<number> {
   return runVifHook<VifNatRecord>(ctx, {
     name: 'vif-nat',
+    check: checkVifNatRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const id = parseBackendPath(call.backend);

@@ -13,6 +13,7 @@ import {
   type VifRouteRequest,
 } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
+import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 import { routeRecords } from './network-records.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
@@ -20,11 +21,7 @@ import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
 
-export interface VifRouteRecord {
-  version: 1;
-  layout: RoutedVif;
-  onlineAt: string;
-}
+export type { VifRouteRecord };
 
 const NAME = 'vif-route';
 
@@ -37,9 +34,10 @@ function uplink(ctx: VifContext, given: string | undefined, host: HostState): st
 }
 
 export function vifRoute(ctx: VifContext): Promise<number> {
-  const store = new StateStore<VifRouteRecord>(ctx.env, NAME);
+  const store = new StateStore<VifRouteRecord>(ctx.env, NAME, checkVifRouteRecord);
   return runVifHook<VifRouteRecord>(ctx, {
     name: NAME,
+    check: checkVifRouteRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const host = await observeHost();

@@ -204,11 +204,16 @@ export function describeGuard(g: VifGuard): string {
 /**
  * offline/remove: firewall out, port released; every command tolerates what is already gone.
  * `seen`: the guard as nft lists it (iptables backend on nftables, xtables-nft.ts), when looked at.
+ * firewall 'unknown' (no record, or one that cannot be trusted): both backends' guards come out,
+ * by the device's chain names (XNH-<dev>, vif-<dev>), NOTRACK included.
  */
-export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard): Plan {
+export function planOffline(dev: string, firewall: FirewallBackend | 'unknown', notrack: boolean, seen?: XtablesGuard): Plan {
   const steps: Step[] = [];
-  const restores = firewallRemoval(firewall, dev, notrack);
-  const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores) : restores;
+  const fw = firewall === 'unknown'
+    ? [...guardRemoval(chainName(dev), seen, firewallRemoval('iptables', dev, true)), ...firewallRemoval('nft', dev, true)]
+    : firewall === 'iptables'
+      ? guardRemoval(chainName(dev), seen, firewallRemoval(firewall, dev, notrack))
+      : firewallRemoval(firewall, dev, notrack);
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));
