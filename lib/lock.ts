@@ -79,7 +79,7 @@ function waitSeconds(env: NodeJS.ProcessEnv): number {
 }
 
 function holderLine(h: Holder | undefined): string {
-  return `pid=${process.pid} hook=${h?.hook ?? 'xen-nethooks'} what=${(h?.what ?? '').replace(/\s+/g, '_') || '-'} since=${new Date().toISOString()}\n`;
+  return `pid=${process.pid} hook=${h?.hook ?? 'xen-nethooks'} what=${(h?.what ?? '').trim().replace(/\s+/g, '_') || '-'} since=${new Date().toISOString()}\n`;
 }
 
 /** Who holds a lock, as its file says, for the error message. */
