@@ -12,7 +12,7 @@ import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
-import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NatVif, type NetworkNatRequest } from '../plans/nat.ts';
+import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/nat.ts';
 import { IP_FORWARD, resolveUplink } from '../plans/route.ts';
 import { checkVifNatRecord } from '../record-checks.ts';
 import { StateStore, stateDir } from '../state.ts';

@@ -15,7 +15,6 @@ import {
   planNetworkRouteStart,
   resolveUplink,
   type NetworkRouteRequest,
-  type RoutedVif,
 } from '../plans/route.ts';
 import { planRelease } from '../plans/shared-steps.ts';
 import { checkVifRouteRecord } from '../record-checks.ts';

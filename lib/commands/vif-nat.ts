@@ -3,7 +3,7 @@ import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
+import { blindDhcpCleanup, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/nat.ts';
 import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
@@ -82,7 +82,7 @@ export function vifNat(ctx: VifContext): Promise<number> {
         const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
         return { plan: planVifNatOffline(layout, dnsmasqPid, seen), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
       }
-      const o = withXenstore(ctx, call.xs, ['vifname']);
+      const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
       const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
       const plan = planBlindOffline(dev, await observeSourceGuard(ctx.env, dev));
       if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));

@@ -9,7 +9,6 @@ import {
   planRoutedOffline,
   planVifRouteOnline,
   resolveUplink,
-  type RoutedVif,
   type VifRouteRequest,
 } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
@@ -71,7 +70,7 @@ export function vifRoute(ctx: VifContext): Promise<number> {
     },
     async offline(call: VifCall, record: VifRouteRecord | undefined) {
       if (!record) {
-        const o = withXenstore(ctx, call.xs, ['vifname']);
+        const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
         const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
         return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
