@@ -105,7 +105,7 @@ export async function status(req: NetworkNatRequest, ctx: Context): Promise<numb
       /* no lease file: no leases */
     }
   }
-  const guests = [...new StateStore(ctx.env, 'vif-nat', checkVifNatRecord).all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-nat', checkVifNatRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev, address: r.layout.routes[0]?.dst, router: r.layout.local, dhcp: r.layout.dhcp !== undefined,
   }));
   const view = {

@@ -84,7 +84,7 @@ export async function status(req: NetworkRouteRequest, ctx: Context): Promise<nu
   const all = routeRecords(ctx.env).all();
   const record = pickRecord(all, req.netdev, host);
   const netdev = record?.netdev ?? resolveUplink(req, host);
-  const guests = [...new StateStore(ctx.env, 'vif-route', checkVifRouteRecord).all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-route', checkVifRouteRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev,
     addresses: r.layout.routes.map((x) => x.dst),
   }));

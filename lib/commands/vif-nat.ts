@@ -8,6 +8,7 @@ import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
 import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
+import type { BadRecord } from '../state.ts';
 import { natRecords } from './network-records.ts';
 import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
@@ -17,8 +18,8 @@ const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
 export type { VifNatRecord };
 
 /** network-nat as started here: the one running dnsmasq, else any. */
-function natNetwork(env: NodeJS.ProcessEnv): NatNetwork | undefined {
-  const all = [...natRecords(env).all().values()];
+function natNetwork(env: NodeJS.ProcessEnv, onBad?: (bad: BadRecord) => void): NatNetwork | undefined {
+  const all = [...natRecords(env).all(onBad).values()];
   const r = all.find((x) => x.dhcp !== null) ?? all[0];
   return r ? { subnet: r.subnet, dhcp: r.dhcp } : undefined;
 }
@@ -75,7 +76,8 @@ export function vifNat(ctx: VifContext): Promise<number> {
       };
     },
     async offline(call: VifCall, record: VifNatRecord | undefined) {
-      const files = natNetwork(ctx.env)?.dhcp;
+      // offline goes on past a broken network-nat record: the guest's own rules must come out.
+      const files = natNetwork(ctx.env, (b) => ctx.out.say(`warning: ${b.message}`))?.dhcp;
       const dnsmasqPid = pidOf(files);
       if (record) {
         const { layout } = record;

@@ -75,7 +75,7 @@ export function vifRoute(ctx: VifContext): Promise<number> {
         return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
       // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.
-      const others = [...store.all()].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
+      const others = [...store.all((b) => ctx.out.say(`warning: ${b.message} (its NDP proxies are not kept)`))].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
       const { layout } = record;
       const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
       return { plan: planRoutedOffline(layout, others, seen), dev: layout.dev, hookVars: { ip: layout.routes.map((r) => r.dst).join(' ') } };
