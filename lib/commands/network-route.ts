@@ -18,8 +18,8 @@ import {
 } from '../plans/route.ts';
 import { planRelease } from '../plans/shared-steps.ts';
 import { checkVifRouteRecord } from '../record-checks.ts';
-import { StateStore } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
+import { type BadRecord, StateStore } from '../state.ts';
+import { allStartRecords, FORWARDING_LOCK, keepSharedFor, pickForStop, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -57,14 +57,18 @@ export async function stop(req: NetworkRouteRequest, ctx: Context): Promise<numb
   const { env, out, flags } = ctx;
   const store = routeRecords(env);
   return withLock(FORWARDING_LOCK, env, async () => {
-    const all = store.all();
-    const record = pickRecord(all, req.netdev, await observeHost());
+    const mine: BadRecord[] = [];
+    const all = store.all((b) => mine.push(b));
+    const record = pickForStop(all, mine, req.netdev, await observeHost(), 'network-route');
     if (!record) {
       out.say(`${req.netdev ?? 'routing'} was not started by network-route here; nothing to do` +
         (all.size ? ` (started over: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
       return 0;
     }
-    const { plan, handOver } = planRelease(record, allStartRecords(env));
+    const bad: BadRecord[] = [];
+    const released = planRelease(record, allStartRecords(env, (b) => bad.push(b)));
+    const { handOver } = released;
+    const plan = keepSharedFor(released.plan, bad, out.say);
     if (flags.dryRun) {
       printPlan(`stop routing over ${record.netdev}`, plan, flags, { command: 'stop', netdev: record.netdev });
       return 0;

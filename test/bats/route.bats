@@ -306,3 +306,42 @@ routed_guest() {
   assert_failure 1
   assert_output --partial "Invalid command 'frobnicate'"
 }
+
+@test "records that cannot be trusted: stop of that start says what to do; another start's bad record leaves ip_forward alone" {
+  ip -n "$DOM0" -6 addr flush dev eth0 scope global
+  local dir own other
+  dir="$XEN_NETHOOKS_STATE_DIR/netns-$(ip netns exec "$DOM0" stat -L -c %i /proc/self/ns/net)"
+  run rt_net network-route start
+  assert_success
+  own="$dir/network-route.eth0.json"
+  [[ -f $own ]] || fail "no record at $own"
+  cp "$own" "$NB_TMP/good-record"
+  # Its own record cut short: stop will not guess, names the file and the way out.
+  printf '{"version":1,"hook":"network-r' >"$own"
+  run rt_net network-route stop
+  assert_failure 1
+  assert_output --partial "$own cannot be trusted: it is not JSON"
+  assert_output --partial "rm $own"
+  refute_output --partial "nothing to do"
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 1 ]] || fail "ip_forward changed"
+  # Another start's record (a network-nat over eth9) is null: this stop goes on, and leaves
+  # ip_forward on (that start may hold it too), saying so.
+  cp "$NB_TMP/good-record" "$own"
+  other="$dir/network-nat.eth9.json"
+  printf 'null\n' >"$other"
+  run rt_net network-route stop
+  assert_success
+  assert_output --partial "$other cannot be trusted"
+  assert_output --partial "left as they are"
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 1 ]] || fail "ip_forward was put back although $other may hold it"
+  [[ $(nb_sysctl net.ipv4.conf.eth0.proxy_arp) == 0 ]] || fail "proxy_arp (not shared) was not put back"
+  [[ ! -e $own ]] || fail "the stopped start's record is still there"
+  # Control: without the bad record (and ip_forward back off by hand), the last stop puts it back.
+  rm "$other"
+  ip netns exec "$DOM0" sysctl -q -w net.ipv4.ip_forward=0
+  run rt_net network-route start
+  assert_success
+  run rt_net network-route stop
+  assert_success
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 0 ]] || fail "ip_forward stayed on without any other start"
+}
