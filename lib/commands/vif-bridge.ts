@@ -57,6 +57,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
   return runVifHook<VifBridgeRecord>(ctx, {
     name: NAME,
     check: checkVifBridgeRecord,
+    plansLeftovers: true,
     async online(call: VifCall) {
       const req = request(ctx, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.

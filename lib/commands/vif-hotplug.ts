@@ -11,7 +11,7 @@ import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
 import { run, type Command } from '../exec.ts';
 import { execute, PlanFailed } from '../executor.ts';
-import { LockTimeout, withLock } from '../lock.ts';
+import { LockTimeout, withLock, type Holder } from '../lock.ts';
 import { UnsafePath } from '../safe-file.ts';
 import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
@@ -68,6 +68,11 @@ export interface VifLayout<R> {
   /** Checks a record read back (record-checks.ts). */
   check: RecordCheck<R>;
   online(call: VifCall): Promise<Online<R>>;
+  /**
+   * The layout's online plans around what an earlier online of the same vif left (vif-bridge
+   * removes a leftover guard in its firewall step). Otherwise runVifHook takes that out first.
+   */
+  plansLeftovers?: boolean;
   offline(call: VifCall, record: R | undefined): Promise<Offline>;
 }
 
@@ -157,6 +162,42 @@ async function runPostHooks(ctx: VifContext, vars: Record<string, string>): Prom
   }
 }
 
+/**
+ * An earlier online of this vif left its record (runVifHook writes it before changing anything):
+ * it was killed half-way (libxl's SIGKILL at its timeout), or ran twice with no offline between
+ * (udev and libxl both calling). Its offline plan takes out what it set up, so that this online
+ * starts from a clean slate instead of adding every rule a second time.
+ */
+async function clearLeftover<R>(ctx: VifContext, layout: VifLayout<R>, call: VifCall, store: StateStore<R>, holder: Holder): Promise<void> {
+  const { out, env } = ctx;
+  let record: R | undefined;
+  try {
+    record = store.read(call.key);
+  } catch (e) {
+    if (!(e instanceof BadRecord)) throw e;
+    out.say(`warning: ${e.message}; replaced by this online's`);
+    out.log.warn({ file: e.path, problem: e.problem }, 'leftover record cannot be trusted');
+    return;
+  }
+  if (record === undefined) return;
+  const m = `an earlier online of ${call.dev} left its record ${store.path(call.key)} (killed half-way, or no offline came): taking out what it set up first`;
+  out.say(`warning: ${m}`);
+  out.log.warn({ file: store.path(call.key) }, m);
+  await withLock('iptables', env, async () => {
+    const off = await layout.offline(call, record);
+    // Best effort, step by step, never rolled back: the earlier online got only part-way, so
+    // some of its pieces are not there to remove, and "undoing" a removal would put them back.
+    for (const s of off.plan.steps) {
+      try {
+        await execute({ steps: [{ ...s, undo: [] }] }, { log: out.log, say: out.say });
+      } catch (e) {
+        out.log.info({ step: s.id, error: (e as Error).message }, 'leftover: nothing to remove here');
+      }
+    }
+    store.remove(call.key);
+  }, holder, out.log);
+}
+
 export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
   const { env, out, flags } = ctx;
   const where = locate(ctx);
@@ -228,6 +269,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
   }
 
   try {
+    if (!layout.plansLeftovers && !flags.dryRun) await clearLeftover(ctx, layout, call, store, holder);
     const on = await layout.online(call);
     for (const w of on.warnings) {
       out.say(`warning: ${w}`);

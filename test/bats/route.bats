@@ -345,3 +345,40 @@ routed_guest() {
   assert_success
   [[ $(nb_sysctl net.ipv4.ip_forward) == 0 ]] || fail "ip_forward stayed on without any other start"
 }
+
+@test "vif-route online killed (SIGKILL) half-way, then online again: every rule and route once; offline leaves nothing" {
+  rt_guest 1 0 ip="$G4 $G6"
+  run rt_net network-route start
+  assert_success
+  rt_leftovers >"$NB_TMP/left-before"
+  # What one clean online lays, for comparison.
+  run rt_vif vif-route online 1 0
+  assert_success
+  rt_leftovers >"$NB_TMP/left-clean"
+  run rt_vif vif-route offline 1 0
+  assert_success
+  assert_leftovers before "after the clean online's offline"
+  # Killed right after its guard went in, before dom0's address (as libxl kills at its timeout).
+  local real
+  real=$(command -v ip)
+  mkdir -p "$NB_TMP/killbin"
+  printf '%s\n' '#!/bin/bash' 'if [[ "$*" == *"-4 addr add"* ]]; then kill -KILL $PPID; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; exit 1; fi' \
+    "exec $real \"\$@\"" >"$NB_TMP/killbin/ip"
+  chmod +x "$NB_TMP/killbin/ip"
+  PATH="$NB_TMP/killbin:$PATH" run rt_vif vif-route online 1 0
+  assert_failure 137
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
+  assert_success # the killed run left its guard
+  run rt_vif vif-route online 1 0
+  assert_success
+  assert_output --partial "an earlier online of vif1.0 left its record"
+  rt_leftovers >"$NB_TMP/left-now"
+  run diff -u "$NB_TMP/left-clean" "$NB_TMP/left-now"
+  [[ $status -eq 0 ]] || fail "after kill + online, not what one clean online lays:
+$output"
+  run rt_vif vif-route offline 1 0
+  assert_success
+  assert_leftovers before "after offline"
+  run rt_net network-route stop
+  assert_success
+}

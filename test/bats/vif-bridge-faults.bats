@@ -243,7 +243,7 @@ kill_at_port_step() {
   real=$(command -v ip)
   mkdir -p "$VB_TMP/killbin"
   printf '%s\n' '#!/bin/bash' 'in=$(cat)' \
-    'if [[ $in == *"master xenbr0"* ]]; then kill -KILL $PPID; sleep 5; exit 1; fi' \
+    'if [[ $in == *"master xenbr0"* ]]; then kill -KILL $PPID; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; exit 1; fi' \
     "exec $real \"\$@\" <<<\"\$in\"" >"$VB_TMP/killbin/ip"
   chmod +x "$VB_TMP/killbin/ip"
   PATH="$VB_TMP/killbin:$PATH" run vb_online 1 0 "$@"
