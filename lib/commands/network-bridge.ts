@@ -23,7 +23,8 @@ import {
   type BridgeRecord,
   type BridgeRequest,
 } from '../plans/bridge.ts';
-import { StateStore } from '../state.ts';
+import { checkBridgeRecord } from '../record-checks.ts';
+import { BadRecord, StateStore } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { printPlan } from './plan-output.ts';
 
@@ -33,7 +34,24 @@ export interface Context {
   out: Output;
 }
 
-const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge');
+/**
+ * A record of a start that cannot be trusted: network-bridge does not guess what that start
+ * changed; the error says what is wrong and how to finish by hand. Other bridges are unaffected.
+ */
+export class UntrustedRecord extends Error {
+  constructor(bad: BadRecord) {
+    const b = bad.key;
+    super(
+      `${bad.message}. network-bridge will not guess what start did to ${b}. To clean up by hand: see what is there ` +
+        `(ip -d link show ${b}; ip addr show; ip route show; iptables-save), move the uplink's addresses and routes from ${b} ` +
+        `back to the physical device, delete the bridge if start made it (ip link del ${b}), then remove the record ` +
+        `(rm ${bad.path}); start and stop of ${b} work again after that`,
+    );
+    this.name = 'UntrustedRecord';
+  }
+}
+
+const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord);
 
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
@@ -42,7 +60,12 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   return withLock('network-bridge', env, async () => {
     let host = await observeHost();
     const names = resolveNames(req, host);
-    const existing = req.bridge === 'null' ? undefined : store.read(names.bridge);
+    let existing: BridgeRecord | undefined;
+    try {
+      existing = req.bridge === 'null' ? undefined : store.read(names.bridge);
+    } catch (e) {
+      throw e instanceof BadRecord ? new UntrustedRecord(e) : e;
+    }
     const rebuild = existing ? planRebuild(existing, host) : undefined;
     if (existing && !rebuild) {
       out.say(`bridge ${names.bridge} is already started (since ${existing.startedAt}); nothing to do`);
@@ -105,7 +128,7 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
     store.write(bridge, { version: 1, bridge, netdev, pdev, vifnum: req.vifnum ?? 0, startedAt: new Date().toISOString(), steps: [...done, ...keep] });
     out.say(`started ${bridge}` + (netdev ? ` with port ${pdev}` : ' (host-only)') + ` in ${done.length} steps`);
     return 0;
-  });
+  }, { hook: 'network-bridge', what: `start ${req.bridge ?? req.netdev ?? ''}` }, out.log);
 }
 
 /** Which bridge a bare `stop`/`status` means: the one named, else the one over netdev, else the only one. */
@@ -126,14 +149,25 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
       out.say('bridge=null: nothing to do');
       return 0;
     }
-    const all = store.all();
+    const bad: BadRecord[] = [];
+    const all = store.all((b) => bad.push(b));
     const host = await observeHost();
     const record = pickRecord(req, host, all);
     if (!record) {
+      // The bridge asked for (or, asked for none, the only one there is) has a record that cannot
+      // be trusted: say so and how to finish by hand, not "nothing to do".
+      const hit = bad.find((b) => b.key === req.bridge) ?? (req.bridge === undefined && req.netdev === undefined && all.size === 0 ? bad[0] : undefined);
+      if (hit) throw new UntrustedRecord(hit);
       const which = req.bridge ?? req.netdev ?? 'the default bridge';
       out.say(`${which} was not started by network-bridge here; nothing to do` +
-        (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : ''));
+        (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
+        (bad.length ? ` (records that cannot be trusted: ${bad.map((b) => b.path).join(', ')})` : ''));
       return 0;
+    }
+    for (const b of bad) {
+      // Not this bridge's: stop goes on, but a host-wide setting that bridge shares is not handed to it.
+      out.say(`warning: ${b.message} (not ${record.bridge}'s: ignored here)`);
+      out.log.warn({ file: b.path, problem: b.problem }, 'record of another bridge cannot be trusted');
     }
     const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
     const { plan, handOver } = planStop(record, others, host);
@@ -147,20 +181,23 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
     store.remove(record.bridge);
     out.say(`stopped ${record.bridge}: ${record.netdev ?? 'host-only bridge'} is as it was before start`);
     return 0;
-  });
+  }, { hook: 'network-bridge', what: `stop ${req.bridge ?? req.netdev ?? ''}` }, out.log);
 }
 
 export async function status(req: BridgeRequest, ctx: Context): Promise<number> {
   const host = await observeHost();
-  const all = records(ctx.env).all();
+  const bad: BadRecord[] = [];
+  const all = records(ctx.env).all((b) => bad.push(b));
   const record = pickRecord(req, host, all);
   const name = record?.bridge ?? req.bridge ?? resolveNames(req, host).bridge;
+  const badRecord = record ? undefined : bad.find((b) => b.key === name);
   const link = findLink(host, name);
   const present = link !== undefined && isBridge(link);
   const view = {
     bridge: name,
     present,
     startedByNetworkBridge: record !== undefined,
+    recordProblem: badRecord?.message,
     startedAt: record?.startedAt,
     netdev: record?.netdev,
     pdev: record?.pdev,
@@ -172,6 +209,7 @@ export async function status(req: BridgeRequest, ctx: Context): Promise<number> 
     routes: present ? [...userRoutes(host, name, 4), ...userRoutes(host, name, 6)].map(describeRoute) : [],
     otherBridges: [...all.keys()].filter((k) => k !== name),
   };
+  if (badRecord) process.stderr.write(`warning: ${new UntrustedRecord(badRecord).message}\n`);
   if (ctx.flags.json) {
     process.stdout.write(JSON.stringify(view, null, 2) + '\n');
   } else if (!present) {

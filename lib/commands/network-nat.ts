@@ -13,10 +13,11 @@ import { planPrograms, requireTools } from '../tools.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
-import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NatVif, type NetworkNatRequest } from '../plans/nat.ts';
+import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/nat.ts';
 import { IP_FORWARD, resolveUplink } from '../plans/route.ts';
-import { StateStore, stateDir } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, natRecords, pickRecord, saveHandOver } from './network-records.ts';
+import { checkVifNatRecord } from '../record-checks.ts';
+import { type BadRecord, StateStore, stateDir } from '../state.ts';
+import { allStartRecords, FORWARDING_LOCK, keepSharedFor, natRecords, pickForStop, pickRecord, saveHandOver } from './network-records.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -70,15 +71,19 @@ export async function stop(req: NetworkNatRequest, ctx: Context): Promise<number
   const { env, out, flags } = ctx;
   const store = natRecords(env);
   return withLock(FORWARDING_LOCK, env, async () => {
-    const all = store.all();
-    const record = pickRecord(all, req.netdev, await observeHost());
+    const mine: BadRecord[] = [];
+    const all = store.all((b) => mine.push(b));
+    const record = pickForStop(all, mine, req.netdev, await observeHost(), 'network-nat');
     if (!record) {
       out.say(`${req.netdev ?? 'NAT'} was not started by network-nat here; nothing to do` +
         (all.size ? ` (started out of: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
       return 0;
     }
     const pid = record.dhcp ? findDnsmasq(record.dhcp) : undefined;
-    const { plan, handOver } = planNetworkNatStop(record, allStartRecords(env), pid);
+    const bad: BadRecord[] = [];
+    const stopping = planNetworkNatStop(record, allStartRecords(env, (b) => bad.push(b)), pid);
+    const { handOver } = stopping;
+    const plan = keepSharedFor(stopping.plan, bad, out.say);
     if (flags.dryRun) {
       printPlan(`stop NAT out of ${record.netdev}`, plan, flags, { command: 'stop', netdev: record.netdev });
       return 0;
@@ -107,7 +112,7 @@ export async function status(req: NetworkNatRequest, ctx: Context): Promise<numb
       /* no lease file: no leases */
     }
   }
-  const guests = [...new StateStore<{ layout: NatVif }>(ctx.env, 'vif-nat').all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-nat', checkVifNatRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev, address: r.layout.routes[0]?.dst, router: r.layout.local, dhcp: r.layout.dhcp !== undefined,
   }));
   const view = {

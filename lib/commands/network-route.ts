@@ -16,11 +16,11 @@ import {
   planNetworkRouteStart,
   resolveUplink,
   type NetworkRouteRequest,
-  type RoutedVif,
 } from '../plans/route.ts';
 import { planRelease } from '../plans/shared-steps.ts';
-import { StateStore } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
+import { checkVifRouteRecord } from '../record-checks.ts';
+import { type BadRecord, StateStore } from '../state.ts';
+import { allStartRecords, FORWARDING_LOCK, keepSharedFor, pickForStop, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -60,14 +60,18 @@ export async function stop(req: NetworkRouteRequest, ctx: Context): Promise<numb
   const { env, out, flags } = ctx;
   const store = routeRecords(env);
   return withLock(FORWARDING_LOCK, env, async () => {
-    const all = store.all();
-    const record = pickRecord(all, req.netdev, await observeHost());
+    const mine: BadRecord[] = [];
+    const all = store.all((b) => mine.push(b));
+    const record = pickForStop(all, mine, req.netdev, await observeHost(), 'network-route');
     if (!record) {
       out.say(`${req.netdev ?? 'routing'} was not started by network-route here; nothing to do` +
         (all.size ? ` (started over: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
       return 0;
     }
-    const { plan, handOver } = planRelease(record, allStartRecords(env));
+    const bad: BadRecord[] = [];
+    const released = planRelease(record, allStartRecords(env, (b) => bad.push(b)));
+    const { handOver } = released;
+    const plan = keepSharedFor(released.plan, bad, out.say);
     if (flags.dryRun) {
       printPlan(`stop routing over ${record.netdev}`, plan, flags, { command: 'stop', netdev: record.netdev });
       return 0;
@@ -87,7 +91,7 @@ export async function status(req: NetworkRouteRequest, ctx: Context): Promise<nu
   const all = routeRecords(ctx.env).all();
   const record = pickRecord(all, req.netdev, host);
   const netdev = record?.netdev ?? resolveUplink(req, host);
-  const guests = [...new StateStore<{ layout: RoutedVif }>(ctx.env, 'vif-route').all().values()].map((r) => ({
+  const guests = [...new StateStore(ctx.env, 'vif-route', checkVifRouteRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev,
     addresses: r.layout.routes.map((x) => x.dst),
   }));

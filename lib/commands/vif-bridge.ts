@@ -6,7 +6,8 @@ import { findLink, observeDevices, observeLinks, type HostState } from '../net/h
 import { isBridge } from '../net/link.ts';
 import type { BridgeRecord } from '../plans/bridge.ts';
 import { planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
-import { StateStore } from '../state.ts';
+import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
+import { BadRecord, StateStore } from '../state.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -14,14 +15,7 @@ const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
 
 const NAME = 'vif-bridge';
 
-export interface VifBridgeRecord {
-  version: 1;
-  dev: string;
-  bridge: string;
-  firewall: FirewallBackend;
-  notrack: boolean;
-  onlineAt: string;
-}
+export type { VifBridgeRecord };
 
 function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
   const o = withXenstore(ctx, call.xs, XENSTORE_KEYS, onInvalid);
@@ -46,14 +40,16 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
  * wrote one, an offline that failed) the iptables backend's ebtables chain, found by name. The
  * nft backend needs no probe: its transaction replaces a vif's chain and map entry in place.
  */
-async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest, host: HostState): Promise<LeftoverGuard | undefined> {
+async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest, host: HostState, distrusted: boolean): Promise<LeftoverGuard | undefined> {
   if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack };
   if (req.firewall !== 'iptables') return undefined;
   const dev = targetName(req);
   // netback hands over a device that is down and on no bridge; only one that an earlier online
-  // already set up can carry a guard, so only then is it worth a process to look.
+  // already set up can carry a guard, so only then is it worth a process to look. (An online
+  // killed before its port step leaves its record behind: runVifHook writes it first.) A record
+  // that could not be read says nothing either way: look.
   const link = findLink(host, dev) ?? findLink(host, req.dev);
-  if (!link || (!link.master && !link.flags.includes('UP'))) return undefined;
+  if (!distrusted && (!link || (!link.master && !link.flags.includes('UP')))) return undefined;
   const r = await run({ argv: ['ebtables', '-L', chainName(dev)] });
   return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
 }
@@ -66,16 +62,18 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
 function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): StartedBridge[] {
   if (xenbrNumber(wanted) === undefined) return [];
   const out: StartedBridge[] = [];
-  for (const r of new StateStore<BridgeRecord>(env, 'network-bridge').all().values()) {
+  for (const r of new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord).all().values()) {
     if (typeof r.vifnum === 'number') out.push({ bridge: r.bridge, vifnum: r.vifnum });
   }
   return out;
 }
 
 export function vifBridge(ctx: VifContext): Promise<number> {
-  const store = new StateStore<VifBridgeRecord>(ctx.env, NAME);
+  const store = new StateStore<VifBridgeRecord>(ctx.env, NAME, checkVifBridgeRecord);
   return runVifHook<VifBridgeRecord>(ctx, {
     name: NAME,
+    check: checkVifBridgeRecord,
+    plansLeftovers: true,
     async online(call: VifCall) {
       const req = request(ctx, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
@@ -86,7 +84,18 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       // device's kind, which only ip knows for some kinds (sysfs has no DEVTYPE for a veth).
       const named = req.bridge ? findLink(host, req.bridge) : undefined;
       if (named && !isBridge(named)) host = await observeLinks();
-      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req, host), started);
+      let record: VifBridgeRecord | undefined;
+      let distrusted = false;
+      try {
+        record = store.read(call.key);
+      } catch (e) {
+        if (!(e instanceof BadRecord)) throw e;
+        distrusted = true;
+        const m = `${e.message}; looking for a guard an earlier online left by its chain name instead (the record is replaced)`;
+        ctx.out.say(`warning: ${m}`);
+        ctx.out.log.warn({ file: e.path, problem: e.problem }, m);
+      }
+      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(record, req, host, distrusted), started);
       return {
         plan: on.plan,
         record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: req.notrack, onlineAt: new Date().toISOString() },
@@ -101,9 +110,12 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       // What online set up must come out whatever xenstore says now: a malformed key is skipped.
       const req = request(ctx, call, (m) => ctx.out.say(`warning: ${m}`));
       const dev = record?.dev ?? targetName(req);
-      const firewall = record?.firewall ?? req.firewall;
+      // Without a record nothing says which backend online used (firewall= may have changed
+      // since, or the record was lost): both come out, by name.
+      const firewall = record?.firewall ?? 'unknown';
+      const seen = firewall === 'iptables' || firewall === 'unknown' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined;
       return {
-        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined),
+        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, onPath('nft', ctx.env), seen),
         dev,
         hookVars: { bridge: record?.bridge ?? req.bridge ?? '', ip: req.ip.join(' ') },
       };

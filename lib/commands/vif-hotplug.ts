@@ -10,13 +10,14 @@ import type { Flags, Invocation } from '../cli/args.ts';
 import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
 import { run, type Command } from '../exec.ts';
-import { execute } from '../executor.ts';
-import { withLock } from '../lock.ts';
+import { execute, PlanFailed } from '../executor.ts';
+import { LockTimeout, withLock, type Holder } from '../lock.ts';
+import { UnsafePath } from '../safe-file.ts';
 import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
 import { waitForDevice } from '../net/sysfs.ts';
-import { StateStore } from '../state.ts';
+import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { absolutePath, backendPath, callerHome, DOM0_HOME, domidOfHome, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
@@ -66,7 +67,14 @@ export interface Offline {
 export interface VifLayout<R> {
   /** The state store's prefix: the hook's name. */
   name: string;
+  /** Checks a record read back (record-checks.ts). */
+  check: RecordCheck<R>;
   online(call: VifCall): Promise<Online<R>>;
+  /**
+   * The layout's online plans around what an earlier online of the same vif left (vif-bridge
+   * removes a leftover guard in its firewall step). Otherwise runVifHook takes that out first.
+   */
+  plansLeftovers?: boolean;
   offline(call: VifCall, record: R | undefined): Promise<Offline>;
 }
 
@@ -212,6 +220,42 @@ async function awaitDevice(ctx: VifContext, call: VifCall): Promise<void> {
   throw new PlanError(`device ${call.dev} does not exist: waited ${waitMs / 1000} s for netback to create it (the guest's backend is gone, netback is not loaded in the backend domain, or vif= names the wrong device)`);
 }
 
+/**
+ * An earlier online of this vif left its record (runVifHook writes it before changing anything):
+ * it was killed half-way (libxl's SIGKILL at its timeout), or ran twice with no offline between
+ * (udev and libxl both calling). Its offline plan takes out what it set up, so that this online
+ * starts from a clean slate instead of adding every rule a second time.
+ */
+async function clearLeftover<R>(ctx: VifContext, layout: VifLayout<R>, call: VifCall, store: StateStore<R>, holder: Holder): Promise<void> {
+  const { out, env } = ctx;
+  let record: R | undefined;
+  try {
+    record = store.read(call.key);
+  } catch (e) {
+    if (!(e instanceof BadRecord)) throw e;
+    out.say(`warning: ${e.message}; replaced by this online's`);
+    out.log.warn({ file: e.path, problem: e.problem }, 'leftover record cannot be trusted');
+    return;
+  }
+  if (record === undefined) return;
+  const m = `an earlier online of ${call.dev} left its record ${store.path(call.key)} (killed half-way, or no offline came): taking out what it set up first`;
+  out.say(`warning: ${m}`);
+  out.log.warn({ file: store.path(call.key) }, m);
+  await withLock('iptables', env, async () => {
+    const off = await layout.offline(call, record);
+    // Best effort, step by step, never rolled back: the earlier online got only part-way, so
+    // some of its pieces are not there to remove, and "undoing" a removal would put them back.
+    for (const s of off.plan.steps) {
+      try {
+        await execute({ steps: [{ ...s, undo: [] }] }, { log: out.log, say: out.say });
+      } catch (e) {
+        out.log.info({ step: s.id, error: (e as Error).message }, 'leftover: nothing to remove here');
+      }
+    }
+    store.remove(call.key);
+  }, holder, out.log);
+}
+
 export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Promise<number> {
   const { env, out, flags } = ctx;
   if (await udevCallDisabled(env)) {
@@ -223,7 +267,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');
     return 0;
   }
-  const store = new StateStore<R>(env, layout.name);
+  const store = new StateStore<R>(env, layout.name, layout.check);
   let xs = new Map<string, string>();
   try {
     xs = await readDir(where.backend);
@@ -232,28 +276,54 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     if (where.up || !(e instanceof XenstoreError)) throw e;
   }
   const call: VifCall = { ...where, xs };
+  const holder = { hook: ctx.spec.name, what: `${call.command} ${call.dev}` };
   const vars = (dev: string, more: Record<string, string>) =>
     // XENBUS_PATH as the originals give it to their hooks: libxl's own (relative) for a vif.
     ({ command: call.command, dev, XENBUS_PATH: (call.typeIf === 'vif' && env.XENBUS_PATH) || call.backend, vif: call.dev, type_if: call.typeIf, bridge: '', ...more });
 
   if (!call.up) {
-    const record = store.read(call.key);
+    // offline must take out whatever online put in, and exit 0 (libxl ignores offline failures,
+    // so a failure here would strand the guard for good): a record that cannot be trusted is
+    // reported, naming its file, and the layout removes by the device's names instead.
+    let record: R | undefined;
+    try {
+      record = store.read(call.key);
+    } catch (e) {
+      if (!(e instanceof BadRecord)) throw e;
+      const m = `${e.message}; removing ${call.dev}'s guard and port by their names instead (both firewall backends), then the record`;
+      out.say(`warning: ${m}`);
+      out.log.warn({ file: e.path, problem: e.problem }, m);
+    }
     if (flags.dryRun) {
       const off = await layout.offline(call, record);
       printPlan(`${call.command} ${off.dev}`, off.plan, flags, { command: call.command, dev: off.dev });
       return 0;
     }
     // Planned under the lock too: a plan may delete rules by the handles its observation saw.
-    const off = await withLock('iptables', env, async () => {
+    const removal = async () => {
       const planned = await layout.offline(call, record);
       try {
         await execute(planned.plan, { log: out.log, say: out.say });
       } catch (e) {
         // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
         out.say(`warning: ${(e as Error).message}`);
+        out.log.error({ error: (e as Error).message }, `${call.command}: removal incomplete`);
       }
       return planned;
-    });
+    };
+    let off: Offline;
+    try {
+      off = await withLock('iptables', env, removal, holder, out.log);
+    } catch (e) {
+      if (!(e instanceof LockTimeout || e instanceof UnsafePath)) throw e;
+      // Rules stranded for good are worse than a removal that races another script: a handle
+      // that changed meanwhile fails its nft transaction whole, and the restores by rule text
+      // take over.
+      const m = `${e.message}; removing without the lock`;
+      out.say(`warning: ${m}`);
+      out.log.error({}, m);
+      off = await removal();
+    }
     store.remove(call.key);
     await runPostHooks(ctx, vars(off.dev, off.hookVars));
     out.say(`${call.command} ${off.dev}: removed`);
@@ -264,6 +334,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     // ip observes the device, flock takes Xen's lock: both before anything else.
     if (!flags.dryRun) requireTools(['ip', 'flock'], env, `${ctx.spec.name} ${call.command}`);
     await awaitDevice(ctx, call);
+    if (!layout.plansLeftovers && !flags.dryRun) await clearLeftover(ctx, layout, call, store, holder);
     const on = await layout.online(call);
     // What this plan runs, for the backend and options chosen: all there before any of it runs.
     if (!flags.dryRun) requireTools(planPrograms(on.plan), env, `${ctx.spec.name} ${call.command} (${on.title})`);
@@ -276,8 +347,20 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     out.log.info({ record: on.record }, call.command);
-    await withLock('iptables', env, () => execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT }));
-    store.write(call.key, on.record);
+    await withLock('iptables', env, async () => {
+      // The record goes down before anything changes: a run killed half-way (libxl's SIGKILL
+      // after its timeout, a crash) leaves it, so the next online removes what this one put in
+      // before adding it again (no rule twice), and an offline knows what to take out.
+      store.write(call.key, on.record);
+      try {
+        await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
+      } catch (e) {
+        // Rolled back: nothing of this online is left, unless an undo failed; then the record
+        // stays, so that offline still takes out what is left.
+        if (!(e instanceof PlanFailed) || e.rollbackFailures.length === 0) store.remove(call.key);
+        throw e;
+      }
+    }, holder, out.log);
     await runPostHooks(ctx, vars(on.dev, on.hookVars));
     out.say(on.summary);
     return 0;

@@ -3,25 +3,23 @@ import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork, type NatVif } from '../plans/nat.ts';
+import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/nat.ts';
 import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
+import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
+import type { BadRecord } from '../state.ts';
 import { natRecords } from './network-records.ts';
 import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
 
-export interface VifNatRecord {
-  version: 1;
-  layout: NatVif;
-  onlineAt: string;
-}
+export type { VifNatRecord };
 
 /** network-nat as started here: the one running dnsmasq, else any. */
-function natNetwork(env: NodeJS.ProcessEnv): NatNetwork | undefined {
-  const all = [...natRecords(env).all().values()];
+function natNetwork(env: NodeJS.ProcessEnv, onBad?: (bad: BadRecord) => void): NatNetwork | undefined {
+  const all = [...natRecords(env).all(onBad).values()];
   const r = all.find((x) => x.dhcp !== null) ?? all[0];
   return r ? { subnet: r.subnet, dhcp: r.dhcp } : undefined;
 }
@@ -49,6 +47,7 @@ const DEVID_MAX = 2 ** 31 - 1;
 export function vifNat(ctx: VifContext): Promise<number> {
   return runVifHook<VifNatRecord>(ctx, {
     name: 'vif-nat',
+    check: checkVifNatRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const id = parseBackendPath(call.backend);
@@ -94,14 +93,15 @@ export function vifNat(ctx: VifContext): Promise<number> {
       };
     },
     async offline(call: VifCall, record: VifNatRecord | undefined) {
-      const files = natNetwork(ctx.env)?.dhcp;
+      // offline goes on past a broken network-nat record: the guest's own rules must come out.
+      const files = natNetwork(ctx.env, (b) => ctx.out.say(`warning: ${b.message}`))?.dhcp;
       const dnsmasqPid = pidOf(files);
       if (record) {
         const { layout } = record;
         const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
         return { plan: planVifNatOffline(layout, dnsmasqPid, seen), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
       }
-      const o = withXenstore(ctx, call.xs, ['vifname']);
+      const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
       const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
       const plan = planBlindOffline(dev, await observeSourceGuard(ctx.env, dev));
       if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));

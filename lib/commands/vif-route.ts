@@ -10,10 +10,10 @@ import {
   planRoutedOffline,
   planVifRouteOnline,
   resolveUplink,
-  type RoutedVif,
   type VifRouteRequest,
 } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
+import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 import { routeRecords } from './network-records.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
@@ -21,11 +21,7 @@ import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
 
-export interface VifRouteRecord {
-  version: 1;
-  layout: RoutedVif;
-  onlineAt: string;
-}
+export type { VifRouteRecord };
 
 const NAME = 'vif-route';
 
@@ -43,9 +39,10 @@ function ipv6Disabled(): boolean {
 }
 
 export function vifRoute(ctx: VifContext): Promise<number> {
-  const store = new StateStore<VifRouteRecord>(ctx.env, NAME);
+  const store = new StateStore<VifRouteRecord>(ctx.env, NAME, checkVifRouteRecord);
   return runVifHook<VifRouteRecord>(ctx, {
     name: NAME,
+    check: checkVifRouteRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const host = await observeHost();
@@ -80,12 +77,12 @@ export function vifRoute(ctx: VifContext): Promise<number> {
     },
     async offline(call: VifCall, record: VifRouteRecord | undefined) {
       if (!record) {
-        const o = withXenstore(ctx, call.xs, ['vifname']);
+        const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
         const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
         return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
       // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.
-      const others = [...store.all()].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
+      const others = [...store.all((b) => ctx.out.say(`warning: ${b.message} (its NDP proxies are not kept)`))].filter(([k]) => k !== call.key).flatMap(([, r]) => r.layout.ndpProxies.map((p) => p.addr));
       const { layout } = record;
       const seen = layout.guard ? await observeSourceGuard(ctx.env, layout.dev) : undefined;
       return { plan: planRoutedOffline(layout, others, seen), dev: layout.dev, hookVars: { ip: layout.routes.map((r) => r.dst).join(' ') } };

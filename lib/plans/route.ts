@@ -159,7 +159,7 @@ export function routedVifSteps(v: RoutedVif, seen?: XtablesGuard): Step[] {
   }
   steps.push(step('address', `give ${dev} dom0's address ${v.local}/32`,
     [{ argv: ['ip', '-4', 'addr', 'add', `${v.local}/32`, 'dev', dev] }],
-    [tolerant({ argv: ['ip', '-4', 'addr', 'del', `${v.local}/32`, 'dev', dev] }, ['Cannot assign requested address'])]));
+    [tolerant({ argv: ['ip', '-4', 'addr', 'del', `${v.local}/32`, 'dev', dev] }, ['Cannot assign requested address', 'Address not found'])]));
   steps.push(step('up', `bring ${dev} up`, [linkCmd.up(dev)], [tolerant(linkCmd.down(dev))]));
   const proxyArp = devSysctl(4, dev, 'proxy_arp');
   steps.push(step('proxy-arp', `answer ARP for the rest of the network on ${dev} (proxy_arp)`,

@@ -127,7 +127,7 @@ function guardOf(req: VifRequest, dev: string): VifGuard {
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
 export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply: Command[]; remove: Command[] } {
   if (backend === 'none') return { apply: [], remove: [] };
-  if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack) };
+  if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack, true) };
   const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev), notrack: g.notrack };
   const companion = g.companion ? nftCompanionApply(g) : undefined;
   return {
@@ -137,16 +137,20 @@ export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply
       l3Apply(4, { ...base, sources: g.antispoof ? g.ipv4 : undefined, dhcp: true }),
       l3Apply(6, { ...base, sources: g.antispoof ? g.ipv6 : undefined, dhcp: false }),
     ],
-    remove: firewallRemoval(backend, g.dev, g.notrack),
+    remove: firewallRemoval(backend, g.dev, g.notrack, g.companion === true),
   };
 }
 
-export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean): Command[] {
+/**
+ * `nft`: nft is installed (observed). With firewall=iptables the companion comes out too, whether
+ * or not this vif's online added one (nft may have come since); where nft is not installed there
+ * is no companion to remove, and no removal that would need the program.
+ */
+export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean, nft: boolean): Command[] {
   if (backend === 'none') return [];
   if (backend === 'nft') return [nftRemove(dev, notrack)];
   const base = { dev, chain: chainName(dev), tag: tag(dev), notrack };
-  // The nft companion too: whether online could add one is not known here (nft may have come or gone).
-  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), nftCompanionRemove(dev)];
+  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), ...(nft ? [nftCompanionRemove(dev)] : [])];
 }
 
 const ipBatch = (lines: string[], force = false): Command => ({
@@ -237,7 +241,7 @@ export function planOnline(
     warnings.push(`mtu=${req.mtu} is below bridge ${bridge}'s MTU ${bridgeLink.mtu}: the kernel lowers ${bridge} to ${req.mtu} while this guest is on it (as with Xen's vif-bridge), and raises it again when it leaves`);
   }
   let guard: VifGuard | undefined;
-  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack) : [];
+  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack, req.nft === true) : [];
   if (req.firewall !== 'none') {
     guard = guardOf(req, dev);
     if (req.antispoof && req.ip.length === 0) {
@@ -276,11 +280,16 @@ export function describeGuard(g: VifGuard): string {
 /**
  * offline/remove: firewall out, port released; every command tolerates what is already gone.
  * `seen`: the guard as nft lists it (iptables backend on nftables, xtables-nft.ts), when looked at.
+ * firewall 'unknown' (no record, or one that cannot be trusted): both backends' guards come out,
+ * by the device's chain names (XNH-<dev>, vif-<dev>), NOTRACK included.
  */
-export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard): Plan {
+export function planOffline(dev: string, firewall: FirewallBackend | 'unknown', notrack: boolean, nft: boolean, seen?: XtablesGuard): Plan {
   const steps: Step[] = [];
-  const restores = firewallRemoval(firewall, dev, notrack);
-  const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores, dev) : restores;
+  const fw = firewall === 'unknown'
+    ? [...guardRemoval(chainName(dev), seen, firewallRemoval('iptables', dev, true, nft), dev), ...(nft ? firewallRemoval('nft', dev, true, nft) : [])]
+    : firewall === 'iptables'
+      ? guardRemoval(chainName(dev), seen, firewallRemoval(firewall, dev, notrack, nft), dev)
+      : firewallRemoval(firewall, dev, notrack, nft);
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));

@@ -201,3 +201,100 @@ first_ip_call_ns() {
   run flock -n "$LOCKF" true
   assert_success
 }
+
+@test "a lock held too long: start gives up by XEN_NETHOOKS_LOCK_WAIT with an error naming the lock and, from the lock file, its holder" {
+  # Our own hook holds the lock (stalled inside), and says who it is in the lock file.
+  IP_SLOW_ON="link add" IP_SLOW_SECS=6 nb_bg hook start
+  local holder=$NB_LAST_PID
+  wait_until 10 test -e "$NB_TMP/slow-inside" || fail "the first hook never reached 'ip link add'"
+  grep -q "hook=network-bridge what=start" "$LOCKF" || fail "the holder did not write who it is into $LOCKF: $(cat "$LOCKF")"
+  local t0 t1
+  t0=$(now_ns)
+  XEN_NETHOOKS_LOCK_WAIT=1 run ip netns exec "$DOM0" env XEN_NETHOOKS_LOCK_WAIT=1 "$NB_HOOK" stop
+  t1=$(now_ns)
+  assert_failure 1
+  assert_output --partial "could not take the hotplug lock $LOCKF within"
+  assert_output --partial "hook=network-bridge what=start"
+  assert_output --partial "is running"
+  (((t1 - t0) / 1000000 < 4000)) || fail "it waited $(((t1 - t0) / 1000000)) ms, not about 1 s"
+  wait "$holder" || fail "the holder's start failed"
+  # A holder that does not say who it is (Xen's own scripts): the error says how to find it.
+  nb_bg bash -c "exec 9>>'$LOCKF'; flock -x 9; touch '$NB_TMP/held2'; sleep 5"
+  wait_until 5 test -e "$NB_TMP/held2" || fail "the bash holder did not get the lock"
+  run ip netns exec "$DOM0" env XEN_NETHOOKS_LOCK_WAIT=1 "$NB_HOOK" stop
+  assert_failure 1
+  assert_output --partial "fuser -v $LOCKF"
+}
+
+@test "without XEN_NETHOOKS_LOCK_WAIT a hook gives up well before libxl's 40 s kill" {
+  nb_bg bash -c "exec 9>>'$LOCKF'; flock -x 9; touch '$NB_TMP/held'; sleep 60"
+  wait_until 5 test -e "$NB_TMP/held" || fail "the holder did not get the lock"
+  local t0 t1 ms
+  t0=$(now_ns)
+  run hook start
+  t1=$(now_ns)
+  ms=$(((t1 - t0) / 1000000))
+  assert_failure 1
+  assert_output --partial "given up before libxl's 40 s kill"
+  ((ms >= 15000 && ms < 30000)) || fail "it gave up after $ms ms: expected about 25 s (libxl kills at 40 s)"
+}
+
+@test "Xen 3.x hosts (locking.sh locks with mkdir): our hook takes the mkdir lock, waits for a 3.x holder, logs the protocol" {
+  cp "$NB_HELPERS/locking-mkdir.sh" "$NB_TMP/locking.sh"
+  export XEN_NETHOOKS_LOCKING_SH="$NB_TMP/locking.sh"
+  nb_bg bash -c "
+    LOCK_BASEDIR='$LOCKD'; source '$NB_HELPERS/locking-mkdir.sh'
+    claim_lock network-bridge
+    touch '$NB_TMP/held'
+    sleep 1.5
+    date +%s%N >'$NB_TMP/released'
+    release_lock network-bridge
+  "
+  wait_until 5 test -e "$NB_TMP/held" || fail "the 3.x holder did not get the lock"
+  run hook start
+  assert_success
+  local released first
+  released=$(cat "$NB_TMP/released")
+  first=$(first_ip_call_ns)
+  ((first >= released)) || fail "the hook ran ip $(((released - first) / 1000000)) ms before the 3.x holder released"
+  grep -q '"protocol":"mkdir"' "$XEN_NETHOOKS_LOG" || fail "the log does not say the mkdir protocol was used"
+  [[ ! -e "$LOCKF" ]] || fail "the lock directory is still there after start"
+  # While our hook holds it, a 3.x script cannot take it; its owner file says who holds it.
+  rm -f "$NB_TMP/slow-inside"
+  IP_SLOW_ON="-j -d" IP_SLOW_SECS=2 nb_bg hook stop
+  local hookpid=$NB_LAST_PID
+  wait_until 10 test -e "$NB_TMP/slow-inside" || fail "stop never looked at the host"
+  [[ -d "$LOCKF" ]] || fail "no lock directory while our stop runs"
+  grep -q "hook=network-bridge" "$LOCKF/owner" || fail "owner: $(cat "$LOCKF/owner" 2>&1)"
+  run bash -c "LOCK_BASEDIR='$LOCKD'; source '$NB_HELPERS/locking-mkdir.sh'; mkdir '$LOCKF' 2>/dev/null"
+  assert_failure
+  wait "$hookpid" || fail "stop failed"
+  [[ ! -e "$LOCKF" ]] || fail "the lock directory is still there after stop"
+  # Control: with Xen 4's locking.sh the same hook uses flock, and says so.
+  export XEN_NETHOOKS_LOCKING_SH="$NB_HELPERS/locking.sh"
+  run hook start
+  assert_success
+  grep -q '"protocol":"flock"' "$XEN_NETHOOKS_LOG" || fail "the log does not say flock"
+}
+
+@test "a Xen 3.x lock held too long: given up in time, naming the lock directory and its owner" {
+  cp "$NB_HELPERS/locking-mkdir.sh" "$NB_TMP/locking.sh"
+  mkdir -p "$LOCKF"
+  echo "4242: /etc/xen/scripts/block" >"$LOCKF/owner"
+  run ip netns exec "$DOM0" env XEN_NETHOOKS_LOCKING_SH="$NB_TMP/locking.sh" XEN_NETHOOKS_LOCK_WAIT=1 "$NB_HOOK" start
+  assert_failure 1
+  assert_output --partial "could not take the hotplug lock $LOCKF (a Xen 3.x mkdir lock)"
+  assert_output --partial "4242: /etc/xen/scripts/block"
+  [[ -d "$LOCKF" ]] || fail "someone else's lock was removed"
+  rm -r "$LOCKF"
+}
+
+@test "lock file and directory modes under umask 000: 0755 directory, 0644 file" {
+  rmdir "$LOCKD"
+  (umask 000 && IP_SLOW_ON="link add" IP_SLOW_SECS=2 hook start) &
+  local pid=$!
+  wait_until 10 test -e "$NB_TMP/slow-inside" || fail "the hook never reached 'ip link add'"
+  assert_equal "$(stat -c %a "$LOCKD")" 755
+  assert_equal "$(stat -c %a "$LOCKF")" 644
+  wait "$pid" || fail "start failed"
+}

@@ -174,3 +174,64 @@ $output"
   assert_snap before
   assert_other before "the refusals"
 }
+
+# bridge_record NAME: network-bridge's state record for bridge NAME in dom0's namespace.
+bridge_record() {
+  echo "$XEN_NETHOOKS_STATE_DIR/netns-$(ip netns exec "$DOM0" stat -L -c %i /proc/self/ns/net)/network-bridge.$1.json"
+}
+
+@test "records that cannot be trusted (wrong shape, null, truncated): the file named, what to do said, other bridges unaffected" {
+  snap_save before
+  run nb_hook start netdev=eth0 bridge=xenbr0
+  assert_success
+  run nb_hook start netdev=none bridge=dmz
+  assert_success
+  local dmz
+  dmz=$(bridge_record dmz)
+  [[ -f $dmz ]] || fail "no record at $dmz"
+  # Wrong shape: steps is no list.
+  printf '{"version":1,"bridge":"dmz","netdev":null,"pdev":null,"startedAt":"x","steps":"x"}\n' >"$dmz"
+  # status and stop of the other bridge work as before.
+  run nb_hook status bridge=xenbr0
+  assert_success
+  run nb_hook stop bridge=xenbr0
+  assert_success
+  assert_output --partial "stopped xenbr0"
+  # The bad record's own bridge: an error naming the file, what is wrong and how to clean up.
+  run nb_hook stop bridge=dmz
+  assert_failure 1
+  assert_output --partial "$dmz cannot be trusted"
+  assert_output --partial "steps is a string, not a list"
+  assert_output --partial "rm $dmz"
+  refute_output --partial "not iterable"
+  run nb_hook status bridge=dmz
+  assert_output --partial "$dmz cannot be trusted"
+  # null: not "nothing to do" while the bridge stays.
+  printf 'null\n' >"$dmz"
+  run nb_hook stop bridge=dmz
+  assert_failure 1
+  assert_output --partial "$dmz cannot be trusted: it has the wrong shape: the record is null"
+  refute_output --partial "nothing to do"
+  # A bare stop with only that record: the same, not "nothing to do".
+  run nb_hook stop
+  assert_failure 1
+  assert_output --partial "$dmz cannot be trusted"
+  # start of the same bridge will not guess either.
+  run nb_hook start netdev=none bridge=dmz
+  assert_failure 1
+  assert_output --partial "$dmz cannot be trusted"
+  # A truncated record of a bridge does not block starting and stopping another.
+  printf '{"version":1,"bri' >"$dmz"
+  run nb_hook start netdev=eth0 bridge=xenbr0
+  assert_success
+  run nb_hook stop bridge=xenbr0
+  assert_success
+  run nb_hook stop bridge=dmz
+  assert_failure 1
+  assert_output --partial "it is not JSON (truncated?)"
+  # Cleaned up by hand as the message says: then all is as before.
+  ip -n "$DOM0" link del dmz
+  rm "$dmz"
+  assert_snap before
+  assert_equal "$(state_files)" ""
+}

@@ -444,3 +444,79 @@ second_uplink() {
   assert_success
   assert_leftovers before "after offline and stop"
 }
+
+@test "records that cannot be trusted: stop of that start says what to do; another start's bad record leaves ip_forward alone" {
+  ip -n "$DOM0" -6 addr flush dev eth0 scope global
+  local dir own other
+  dir="$XEN_NETHOOKS_STATE_DIR/netns-$(ip netns exec "$DOM0" stat -L -c %i /proc/self/ns/net)"
+  run rt_net network-route start
+  assert_success
+  own="$dir/network-route.eth0.json"
+  [[ -f $own ]] || fail "no record at $own"
+  cp "$own" "$NB_TMP/good-record"
+  # Its own record cut short: stop will not guess, names the file and the way out.
+  printf '{"version":1,"hook":"network-r' >"$own"
+  run rt_net network-route stop
+  assert_failure 1
+  assert_output --partial "$own cannot be trusted: it is not JSON"
+  assert_output --partial "rm $own"
+  refute_output --partial "nothing to do"
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 1 ]] || fail "ip_forward changed"
+  # Another start's record (a network-nat over eth9) is null: this stop goes on, and leaves
+  # ip_forward on (that start may hold it too), saying so.
+  cp "$NB_TMP/good-record" "$own"
+  other="$dir/network-nat.eth9.json"
+  printf 'null\n' >"$other"
+  run rt_net network-route stop
+  assert_success
+  assert_output --partial "$other cannot be trusted"
+  assert_output --partial "left as they are"
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 1 ]] || fail "ip_forward was put back although $other may hold it"
+  [[ $(nb_sysctl net.ipv4.conf.eth0.proxy_arp) == 0 ]] || fail "proxy_arp (not shared) was not put back"
+  [[ ! -e $own ]] || fail "the stopped start's record is still there"
+  # Control: without the bad record (and ip_forward back off by hand), the last stop puts it back.
+  rm "$other"
+  ip netns exec "$DOM0" sysctl -q -w net.ipv4.ip_forward=0
+  run rt_net network-route start
+  assert_success
+  run rt_net network-route stop
+  assert_success
+  [[ $(nb_sysctl net.ipv4.ip_forward) == 0 ]] || fail "ip_forward stayed on without any other start"
+}
+
+@test "vif-route online killed (SIGKILL) half-way, then online again: every rule and route once; offline leaves nothing" {
+  rt_guest 1 0 ip="$G4 $G6"
+  run rt_net network-route start
+  assert_success
+  rt_leftovers >"$NB_TMP/left-before"
+  # What one clean online lays, for comparison.
+  run rt_vif vif-route online 1 0
+  assert_success
+  rt_leftovers >"$NB_TMP/left-clean"
+  run rt_vif vif-route offline 1 0
+  assert_success
+  assert_leftovers before "after the clean online's offline"
+  # Killed right after its guard went in, before dom0's address (as libxl kills at its timeout).
+  local real
+  real=$(command -v ip)
+  mkdir -p "$NB_TMP/killbin"
+  printf '%s\n' '#!/bin/bash' 'if [[ "$*" == *"-4 addr add"* ]]; then kill -KILL $PPID; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; exit 1; fi' \
+    "exec $real \"\$@\"" >"$NB_TMP/killbin/ip"
+  chmod +x "$NB_TMP/killbin/ip"
+  PATH="$NB_TMP/killbin:$PATH" run rt_vif vif-route online 1 0
+  assert_failure 137
+  run ip netns exec "$DOM0" iptables -t raw -S XNH-vif1.0
+  assert_success # the killed run left its guard
+  run rt_vif vif-route online 1 0
+  assert_success
+  assert_output --partial "an earlier online of vif1.0 left its record"
+  rt_leftovers >"$NB_TMP/left-now"
+  run diff -u "$NB_TMP/left-clean" "$NB_TMP/left-now"
+  [[ $status -eq 0 ]] || fail "after kill + online, not what one clean online lays:
+$output"
+  run rt_vif vif-route offline 1 0
+  assert_success
+  assert_leftovers before "after offline"
+  run rt_net network-route stop
+  assert_success
+}

@@ -299,3 +299,235 @@ bridge_v6() { ip -n "$DOM0" -6 addr show dev "$BRIDGE" scope global | grep -q "i
   run vb_offline 1 0 firewall=nft
   assert_success
 }
+
+# --- State, logs and locks (issue 12, items 10, 12, 13) ---
+
+# record_file D V: the vif-bridge state record of vif D.V (in dom0's namespace directory).
+record_file() {
+  local ino
+  ino=$(ip netns exec "$DOM0" stat -L -c %i /proc/self/ns/net)
+  echo "$XEN_NETHOOKS_STATE_DIR/netns-$ino/vif-bridge.$1.$2.vif.json"
+}
+
+# nft_lines DEV: the rules and elements of our nft table that mention DEV (empty: none).
+nft_lines() {
+  ip netns exec "$DOM0" nft list table bridge xen-nethooks 2>/dev/null | grep -F -- "$1" || :
+}
+
+# jump_lines DEV: the jumps to DEV's chains in the iptables/ip6tables/ebtables dumps, each line
+# prefixed with its tool and table (the same rule text is in iptables and ip6tables).
+jump_lines() {
+  fw_dump | awk '/^## /{tool=$2} /^\*/{table=$1} {print tool, table, $0}' | grep -E -- "-j XNH-${1//./\\.}( |\$)" || :
+}
+
+# offline_with_record D V DEV CONTENT FIREWALL: online, the record replaced by CONTENT (printf
+# format), the backend gone (as libxl removes it), then offline: exit 0, the file named, nothing left.
+offline_with_record() {
+  local d=$1 v=$2 dev=$3 content=$4 fw=$5 file
+  vb_guest "$d" "$v"
+  run vb_online "$d" "$v" "firewall=$fw"
+  assert_success
+  file=$(record_file "$d" "$v")
+  [[ -f $file ]] || fail "no record at $file"
+  if [[ $fw == nft ]]; then
+    [[ -n $(nft_lines "$dev") ]] || fail "no nft guard after online"
+  else
+    [[ -n $(jump_lines "$dev") ]] || fail "no iptables guard after online"
+  fi
+  # shellcheck disable=SC2059
+  printf "$content" >"$file"
+  xenstore-rm "$(be "$d" "$v")"
+  run vb_offline "$d" "$v"
+  assert_success
+  assert_output --partial "$file"
+  assert_output --partial "cannot be trusted"
+  log_has "$file" || fail "the hotplug log does not name $file"
+  assert_no_rules "$dev"
+  assert_equal "$(nft_lines "$dev")" ""
+  assert_equal "$(link_master "$dev")" ""
+  [[ ! -e $file ]] || fail "$file is still there"
+}
+
+@test "offline with a truncated record (iptables backend): exit 0, file named, whole guard and port gone" {
+  vb_dom0
+  offline_with_record 1 0 vif1.0 '{\n  "version": 1,\n  "dev": "vif1' iptables
+}
+
+@test "offline with an empty record (nft backend): exit 0, file named, nft chain, map entry and port gone" {
+  vb_dom0
+  offline_with_record 1 0 vif1.0 '' nft
+}
+
+@test "offline with a null record and one of the wrong shape: both backends' guards come out" {
+  vb_dom0
+  offline_with_record 1 0 vif1.0 'null\n' nft
+  offline_with_record 2 0 vif2.0 '{"version":1,"dev":42}\n' iptables
+  assert_output --partial "dev is a number, not a string"
+}
+
+# kill_at_port_step [k=v...]: online killed by SIGKILL (as libxl kills at its timeout) right
+# between the firewall step and the port step: an ip wrapper kills the hook when it is handed the
+# port's batch.
+kill_at_port_step() {
+  local real
+  real=$(command -v ip)
+  mkdir -p "$VB_TMP/killbin"
+  printf '%s\n' '#!/bin/bash' 'in=$(cat)' \
+    'if [[ $in == *"master xenbr0"* ]]; then kill -KILL $PPID; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; exit 1; fi' \
+    "exec $real \"\$@\" <<<\"\$in\"" >"$VB_TMP/killbin/ip"
+  chmod +x "$VB_TMP/killbin/ip"
+  PATH="$VB_TMP/killbin:$PATH" run vb_online 1 0 "$@"
+  assert_failure 137
+  assert_equal "$(link_master vif1.0)" ""
+}
+
+@test "SIGKILL between firewall and port (iptables backend): the next online lays every rule once" {
+  vb_dom0
+  vb_guest 1 0
+  # What one clean online lays, for comparison.
+  run vb_online 1 0
+  assert_success
+  local clean
+  clean=$(jump_lines vif1.0 | sort)
+  [[ $(wc -l <<<"$clean") -ge 7 ]] || fail "expected the guard's jumps, got:
+$clean"
+  run vb_offline 1 0
+  assert_success
+  assert_no_rules vif1.0
+  kill_at_port_step
+  # The killed run left its guard (and the record it wrote first).
+  [[ -n $(jump_lines vif1.0) ]] || fail "the killed online left no guard: the kill came too early"
+  [[ -f $(record_file 1 0) ]] || fail "the killed online left no record"
+  run vb_online 1 0
+  assert_success
+  assert_equal "$(jump_lines vif1.0 | sort)" "$clean"
+  assert_equal "$(jump_lines vif1.0 | sort | uniq -d)" ""
+  assert_equal "$(link_master vif1.0)" xenbr0
+  run vb_offline 1 0
+  assert_success
+  assert_no_rules vif1.0
+}
+
+@test "SIGKILL between firewall and port (iptables backend), the record cut short: found by its chain name" {
+  vb_dom0
+  vb_guest 1 0
+  kill_at_port_step
+  local before
+  before=$(jump_lines vif1.0 | sort)
+  [[ -n $before ]] || fail "the killed online left no guard"
+  printf '{"vers' >"$(record_file 1 0)"
+  run vb_online 1 0
+  assert_success
+  assert_output --partial "cannot be trusted"
+  assert_equal "$(jump_lines vif1.0 | sort)" "$before"
+  assert_equal "$(jump_lines vif1.0 | sort | uniq -d)" ""
+}
+
+@test "SIGKILL between firewall and port (nft backend): the next online lays every rule and element once" {
+  vb_dom0
+  vb_guest 1 0
+  run vb_online 1 0 firewall=nft
+  assert_success
+  local clean
+  clean=$(nft_lines vif1.0 | sort)
+  [[ -n $clean ]] || fail "no nft guard after a clean online"
+  run vb_offline 1 0
+  assert_success
+  assert_equal "$(nft_lines vif1.0)" ""
+  kill_at_port_step firewall=nft
+  [[ -n $(nft_lines vif1.0) ]] || fail "the killed online left no nft guard"
+  run vb_online 1 0 firewall=nft
+  assert_success
+  assert_equal "$(nft_lines vif1.0 | sort)" "$clean"
+  assert_no_rules vif1.0
+  run vb_offline 1 0
+  assert_success
+  assert_equal "$(nft_lines vif1.0)" ""
+}
+
+@test "modes under umask 000: state and lock directories 0755, the record 0644" {
+  vb_dom0
+  vb_guest 1 0
+  (umask 000 && vb_online 1 0) || fail "online failed under umask 000"
+  local file
+  file=$(record_file 1 0)
+  assert_equal "$(stat -c %a "$XEN_NETHOOKS_STATE_DIR")" 755
+  assert_equal "$(stat -c %a "$(dirname "$file")")" 755
+  assert_equal "$(stat -c %a "$file")" 644
+  assert_equal "$(stat -c %a "$XEN_NETHOOKS_LOCK_DIR")" 755
+  # Control: the same mkdir/touch by a plain shell under umask 000 gives 777/666.
+  (umask 000 && mkdir "$VB_TMP/ctl" && touch "$VB_TMP/ctl/f")
+  assert_equal "$(stat -c %a "$VB_TMP/ctl") $(stat -c %a "$VB_TMP/ctl/f")" "777 666"
+}
+
+# precious FILE: a file a planted symlink points at; unchanged_precious FILE: not touched.
+precious() {
+  printf 'precious\n' >"$1"
+  chmod 600 "$1"
+}
+unchanged_precious() {
+  assert_equal "$(cat "$1")" precious
+  assert_equal "$(stat -c %a "$1")" 600
+}
+
+@test "a symlink planted at the lock file: online refuses it and says so, the target is untouched" {
+  vb_dom0
+  vb_guest 1 0
+  precious "$VB_TMP/target"
+  mkdir -p "$XEN_NETHOOKS_LOCK_DIR"
+  ln -s "$VB_TMP/target" "$XEN_NETHOOKS_LOCK_DIR/iptables"
+  run vb_online 1 0
+  assert_failure 1
+  assert_output --partial "refusing $XEN_NETHOOKS_LOCK_DIR/iptables: it is a symbolic link"
+  unchanged_precious "$VB_TMP/target"
+  assert_no_rules vif1.0
+  [[ $(xs_read "$(be 1 0)/hotplug-error") == *"symbolic link"* ]] || fail "hotplug-error does not say what was refused"
+  # offline does its work without the lock (a guard stranded for good is worse), and says so.
+  run vb_offline 1 0
+  assert_success
+  assert_output --partial "removing without the lock"
+  unchanged_precious "$VB_TMP/target"
+}
+
+@test "a symlink planted as the lock directory or the state directory: refused, nothing written there" {
+  vb_dom0
+  vb_guest 1 0
+  mkdir "$VB_TMP/elsewhere"
+  ln -s "$VB_TMP/elsewhere" "$XEN_NETHOOKS_LOCK_DIR"
+  run vb_online 1 0
+  assert_failure 1
+  assert_output --partial "refusing directory $XEN_NETHOOKS_LOCK_DIR: it is a symbolic link"
+  assert_equal "$(ls -A "$VB_TMP/elsewhere")" ""
+  rm "$XEN_NETHOOKS_LOCK_DIR"
+  local ino
+  ino=$(ip netns exec "$DOM0" stat -L -c %i /proc/self/ns/net)
+  mkdir -p "$XEN_NETHOOKS_STATE_DIR"
+  ln -s "$VB_TMP/elsewhere" "$XEN_NETHOOKS_STATE_DIR/netns-$ino"
+  run vb_online 1 0
+  assert_failure 1
+  assert_output --partial "refusing directory $XEN_NETHOOKS_STATE_DIR/netns-$ino: it is a symbolic link"
+  assert_equal "$(ls -A "$VB_TMP/elsewhere")" ""
+  # The record goes first: nothing was changed on the host.
+  assert_no_rules vif1.0
+  assert_equal "$(link_master vif1.0)" ""
+}
+
+@test "a symlink planted at the record: not read through, replaced (not written through), the target untouched" {
+  vb_dom0
+  vb_guest 1 0
+  precious "$VB_TMP/target"
+  local file
+  file=$(record_file 1 0)
+  mkdir -p "$(dirname "$file")"
+  ln -s "$VB_TMP/target" "$file"
+  run vb_online 1 0
+  assert_success
+  assert_output --partial "$file cannot be trusted: it is a symbolic link"
+  unchanged_precious "$VB_TMP/target"
+  [[ -f $file && ! -L $file ]] || fail "$file is not a regular file now"
+  # No temporary file is left beside it.
+  assert_equal "$(find "$(dirname "$file")" -name '*.tmp')" ""
+  run vb_offline 1 0
+  assert_success
+  assert_no_rules vif1.0
+}

@@ -54,7 +54,10 @@ test('online: guard before the port comes up, report last', () => {
   assert.match(fw?.run[0]?.input ?? '', /-p IPv4 --ip-src 192\.0\.2\.11 -j RETURN/);
   assert.match(fw?.run[2]?.input ?? '', /-s 2001:db8::11 -j ACCEPT/);
   assert.match(fw?.run[1]?.input ?? '', /NOTRACK/);
-  assert.deepEqual(fw?.undo.map((c) => c.argv[0]), ['ebtables-restore', 'iptables-restore', 'ip6tables-restore', 'nft'], 'removal of every piece is the undo, the nft companion included');
+  assert.deepEqual(fw?.undo.map((c) => c.argv[0]), ['ebtables-restore', 'iptables-restore', 'ip6tables-restore'], 'removal of every piece is the undo; no nft installed: nothing needs it');
+  const withNft = planOnline(req({ nft: true }), h, report).plan.steps[0];
+  assert.deepEqual(withNft?.run.map((c) => c.argv[0]), ['ebtables-restore', 'nft', 'iptables-restore', 'ip6tables-restore'], 'nft installed: the companion goes in');
+  assert.deepEqual(withNft?.undo.map((c) => c.argv[0]), ['ebtables-restore', 'iptables-restore', 'ip6tables-restore', 'nft'], 'and comes out with the rest');
   assert.equal(planOnline(req({ mtu: 9216 }), h, report).mtu, 9216, 'an mtu above the bridge\'s does not lower it');
   assert.deepEqual(p.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'ip link set dev vif1.0 mtu 1500'],
     "a rollback gives the vif its own MTU back");
@@ -109,9 +112,9 @@ test('names the rule parsers would misread are refused unless firewall=none', ()
 });
 
 test('offline: rules out by name, port released, everything tolerant', () => {
-  const p = planOffline('vif1.0', 'iptables', true);
+  const p = planOffline('vif1.0', 'iptables', true, true);
   assert.deepEqual(p.steps.map((s) => s.id), ['firewall', 'port']);
   assert.ok(p.steps[1]?.run[0]?.tolerate?.includes(''));
-  assert.deepEqual(planOffline('vif1.0', 'none', true).steps.map((s) => s.id), ['port']);
+  assert.deepEqual(planOffline('vif1.0', 'none', true, true).steps.map((s) => s.id), ['port']);
   for (const c of p.steps[0]?.run ?? []) assert.ok(c.fallback, `${c.argv[0]} falls back to piecewise removal`);
 });

@@ -61,11 +61,13 @@ test('removal: one transaction, jumps by handle before their chains; the restore
 test('offline plan: one nft command when the guard was listed, nothing when there is none, restores when not looked at', () => {
   const seen = parseGuardListing(listing, 'XNH-vif1.0');
   const fw = (p: ReturnType<typeof planOffline>) => p.steps.find((s) => s.id === 'firewall')?.run.map((c) => c.argv.join(' '));
-  assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, seen)), ['nft -f -']);
-  assert.equal(fw(planOffline('vif1.0', 'iptables', true, { listed: 6, jumps: [], chains: [] })), undefined);
-  assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true)), [
+  assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, true, seen)), ['nft -f -']);
+  assert.equal(fw(planOffline('vif1.0', 'iptables', true, true, { listed: 6, jumps: [], chains: [] })), undefined);
+  assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, true)), [
     'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush', 'nft -f -']);
-  assert.deepEqual(fw(planOffline('vif1.0', 'nft', true, seen)), ['nft -f -'], 'firewall=nft keeps its own removal');
+  assert.deepEqual(fw(planOffline('vif1.0', 'iptables', true, false)), [
+    'ebtables-restore --noflush', 'iptables-restore -w --noflush', 'ip6tables-restore -w --noflush'], 'no nft installed: no companion to remove, nothing that needs nft');
+  assert.deepEqual(fw(planOffline('vif1.0', 'nft', true, true, seen)), ['nft -f -'], 'firewall=nft keeps its own removal');
 });
 
 test('which binaries write nftables rules', () => {

@@ -1,0 +1,130 @@
+/**
+ * The shape of every record a hook leaves in the state directory (state.ts), checked field by
+ * field when it is read back (record-shape.ts), so that stop/offline act on what the type says
+ * or say exactly which file is wrong and how.
+ */
+import type { DnsmasqFiles } from './dhcp/dnsmasq.ts';
+import type { SourceGuard } from './firewall/source-guard.ts';
+import type { BridgeRecord } from './plans/bridge.ts';
+import type { NatRecord, NatVif } from './plans/nat.ts';
+import type { HostRoute, RouteRecord, RoutedVif } from './plans/route.ts';
+import type { FirewallBackend } from './firewall/guard.ts';
+import {
+  array, boolean, nullableString, number, object, oneOf, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,
+  type Fields,
+} from './record-shape.ts';
+
+export interface VifBridgeRecord {
+  version: 1;
+  dev: string;
+  bridge: string;
+  firewall: FirewallBackend;
+  notrack: boolean;
+  onlineAt: string;
+}
+
+export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
+  const o = object(v, '');
+  return {
+    version: oneOf(o, 'version', [1]),
+    dev: string(o, 'dev'),
+    bridge: string(o, 'bridge'),
+    firewall: oneOf<FirewallBackend>(o, 'firewall', ['iptables', 'nft', 'none']),
+    notrack: boolean(o, 'notrack'),
+    onlineAt: string(o, 'onlineAt'),
+  };
+}
+
+export function checkBridgeRecord(v: unknown): BridgeRecord {
+  const o = object(v, '');
+  return {
+    version: oneOf(o, 'version', [1]),
+    bridge: string(o, 'bridge'),
+    netdev: nullableString(o, 'netdev'),
+    pdev: nullableString(o, 'pdev'),
+    ...(o['vifnum'] === undefined ? {} : { vifnum: number(o, 'vifnum') }),
+    startedAt: string(o, 'startedAt'),
+    steps: array(o, 'steps', planStep),
+  };
+}
+
+function startFields(o: Fields): { hook: string; key: string; startedAt: string; steps: RouteRecord['steps'] } {
+  return { hook: string(o, 'hook'), key: string(o, 'key'), startedAt: string(o, 'startedAt'), steps: array(o, 'steps', planStep) };
+}
+
+export function checkRouteRecord(v: unknown): RouteRecord {
+  const o = object(v, '');
+  return { ...startFields(o), version: oneOf(o, 'version', [1]), netdev: string(o, 'netdev'), ipv6: boolean(o, 'ipv6') };
+}
+
+function dnsmasqFiles(v: unknown, where: string): DnsmasqFiles {
+  const o = object(v, where);
+  return { dir: string(o, 'dir', where), pidFile: string(o, 'pidFile', where), leaseFile: string(o, 'leaseFile', where), hostsDir: string(o, 'hostsDir', where) };
+}
+
+export function checkNatRecord(v: unknown): NatRecord {
+  const o = object(v, '');
+  return {
+    ...startFields(o),
+    version: oneOf(o, 'version', [1]),
+    netdev: string(o, 'netdev'),
+    subnet: string(o, 'subnet'),
+    dhcp: o.dhcp === null ? null : dnsmasqFiles(o.dhcp, 'dhcp'),
+  };
+}
+
+function hostRoute(v: unknown, where: string): HostRoute {
+  const o = object(v, where);
+  return { family: oneOf(o, 'family', [4, 6], where), dst: string(o, 'dst', where), src: optionalString(o, 'src', where), metric: optionalNumber(o, 'metric', where) };
+}
+
+function sourceGuard(o: Fields, where: string): SourceGuard {
+  return { dev: string(o, 'dev', where), ipv4: array(o, 'ipv4', stringItem, where), ipv6: array(o, 'ipv6', stringItem, where), dhcp: boolean(o, 'dhcp', where) };
+}
+
+function routedVif(o: Fields, where: string): RoutedVif {
+  return {
+    kernelName: string(o, 'kernelName', where),
+    dev: string(o, 'dev', where),
+    rename: boolean(o, 'rename', where),
+    mtu: optionalObject(o, 'mtu', (m, w) => ({ want: number(m, 'want', w), was: number(m, 'was', w) }), where),
+    local: string(o, 'local', where),
+    proxyArpWas: optionalString(o, 'proxyArpWas', where),
+    routes: array(o, 'routes', hostRoute, where),
+    ndpProxies: array(o, 'ndpProxies', (p, w) => {
+      const f = object(p, w);
+      return { addr: string(f, 'addr', w), dev: string(f, 'dev', w) };
+    }, where),
+    guard: optionalObject(o, 'guard', sourceGuard, where),
+  };
+}
+
+export interface VifRouteRecord {
+  version: 1;
+  layout: RoutedVif;
+  onlineAt: string;
+}
+
+export interface VifNatRecord {
+  version: 1;
+  layout: NatVif;
+  onlineAt: string;
+}
+
+export function checkVifRouteRecord(v: unknown): VifRouteRecord {
+  const o = object(v, '');
+  return { version: oneOf(o, 'version', [1]), layout: routedVif(object(o.layout, 'layout'), 'layout'), onlineAt: string(o, 'onlineAt') };
+}
+
+export function checkVifNatRecord(v: unknown): VifNatRecord {
+  const o = object(v, '');
+  const layout = object(o.layout, 'layout');
+  return {
+    version: oneOf(o, 'version', [1]),
+    layout: {
+      ...routedVif(layout, 'layout'),
+      dhcp: optionalObject(layout, 'dhcp', (d, w) => ({ file: string(d, 'file', w), entry: string(d, 'entry', w) }), 'layout'),
+    },
+    onlineAt: string(o, 'onlineAt'),
+  };
+}
