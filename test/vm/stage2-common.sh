@@ -14,7 +14,7 @@
 #   mount_shm_cgroup_fd     /dev/shm, cgroup2, /dev/fd (after devpts, which differs per tier)
 #   kernel_modules KVER DIR   DIR at /lib/modules/KVER; busybox's modprobe, insmod, ... on PATH and
 #                           as the kernel's modprobe, in place of any the host has (kmod)
-#   debian_node ROOT VERSION  Debian 12's nodejs VERSION, unpacked in ROOT by test/vm/setup.sh,
+#   debian_node ROOT VERSION  Debian 12's nodejs VERSION, unpacked in ROOT by test/debian-node.sh,
 #                           over /usr as if installed, any other node on PATH gone; S2_NODE is
 #                           its `node --version`
 #   name_host NAME          hostname NAME, lo up
