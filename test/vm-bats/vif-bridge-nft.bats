@@ -58,6 +58,21 @@ $(ip netns exec "$DOM0" "$t" -L FORWARD -v -n -x)"
   done
 }
 
+# The kernel's modules.dep here is busybox depmod's, text only: a host's kmod modprobe cannot
+# use it ("Module nf_tables not found", and iptables-nft then fails with "Protocol not
+# supported"). Stage 2 (test/vm/stage2-common.sh) puts busybox's tools in place of the host's;
+# this keeps it so on a host with kmod installed as on one without.
+@test "the VM's modprobe, on PATH and the kernel's, is busybox-static's and loads a module by name" {
+  local bb
+  bb=$(readlink -f "$VM_BUSYBOX")
+  [[ $(readlink -f "$(command -v modprobe)") == "$bb" ]] || fail "modprobe on PATH is $(command -v modprobe) -> $(readlink -f "$(command -v modprobe)"), not $bb"
+  [[ $(readlink -f "$(cat /proc/sys/kernel/modprobe)") == "$bb" ]] || fail "the kernel's modprobe is $(cat /proc/sys/kernel/modprobe), not $bb"
+  [[ ! -d /sys/module/vxlan ]] || fail "vxlan is loaded already: pick a module nothing else loads"
+  run modprobe vxlan
+  assert_success
+  [[ -d /sys/module/vxlan ]] || fail "modprobe vxlan succeeded but vxlan is not loaded"
+}
+
 @test "firewall=nft, br_netfilter on: spoofed IPv4 source, IPv6 source and MAC are dropped; own traffic passes; offline leaves no rule" {
   run vb_online 1 0 firewall=nft
   assert_success

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tier 2 of the test suite: the bats suites in test/vm-bats/, each file inside one boot of a
-# Debian 6.1 kernel under qemu (8021q, dummy and bonding, which the host kernel lacks).
+# Debian 6.1 kernel under qemu (8021q, dummy and bonding, which the host kernel lacks), under
+# Debian 12's own nodejs 18.x whatever node the host has (test/vm/guest-init.sh).
 #
 #   bash test/vm/run.sh                       every test/vm-bats/*.bats
 #   bash test/vm/run.sh test/vm-bats/x.bats   only these

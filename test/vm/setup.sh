@@ -11,9 +11,12 @@
 #     vmlinuz and /lib/modules/<ver>, never the host's /boot or /lib/modules.
 #   - busybox-static, the same way, into $VM_CACHE/busybox/ (for the initramfs; the host's
 #     busybox package is dynamically linked, and busybox-static would conflict with it).
+#   - Debian 12's nodejs 18.x with libnode108 and the libraries it needs, the same way, into
+#     <repo>/.cache/node/ (~90 MB, test/debian-node.sh fetch): the guests run under it.
 # VM_CACHE defaults to <repo>/.cache/vm (.cache/ is ignored by git). Delete it to start over.
 #
-# Prints `VM_KERNEL=… VM_MODULES=… VM_KVER=… VM_BUSYBOX=…` lines on fd 3 if it is open (run.sh).
+# Prints `VM_KERNEL=… VM_MODULES=… VM_KVER=… VM_BUSYBOX=… VM_NODE_ROOT=… VM_NODE_VERSION=…` lines
+# on fd 3 if it is open (vm.sh).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -120,12 +123,18 @@ if [[ ! -s $vmlinux && ${VM_BZIMAGE:-} != 1 ]]; then
 fi
 [[ -s $vmlinux && ${VM_BZIMAGE:-} != 1 ]] && kernel=$vmlinux
 
+# --- Debian 12's own nodejs (18.x): test/debian-node.sh fetches it (into .cache/node/) ---------------
+node_vars=$(bash "$root/test/debian-node.sh" fetch 3>&1 1>&2) || die "test/debian-node.sh fetch failed"
+eval "$node_vars" # DEBIAN_NODE_ROOT DEBIAN_NODE_VERSION
+
 if { true >&3; } 2>/dev/null; then
   {
+    echo "VM_NODE_ROOT=$DEBIAN_NODE_ROOT"
+    echo "VM_NODE_VERSION=$DEBIAN_NODE_VERSION"
     echo "VM_KERNEL=$kernel"
     echo "VM_MODULES=$kdir/lib/modules/$kver"
     echo "VM_KVER=$kver"
     echo "VM_BUSYBOX=$bb"
   } >&3
 fi
-say "ready: qemu $(qemu-system-x86_64 --version | head -n 1 | awk '{print $4}'), kernel $kver ($(cat "$kdir/.ready")), busybox-static"
+say "ready: qemu $(qemu-system-x86_64 --version | head -n 1 | awk '{print $4}'), kernel $kver ($(cat "$kdir/.ready")), busybox-static, nodejs $DEBIAN_NODE_VERSION"

@@ -36,7 +36,7 @@ source "$here/qemu.bash" # modules_resolve initramfs_with_modules qemu_start qem
 
 # --- what qemu needs (installed/downloaded once) -------------------------------------------------
 vars=$(bash "$here/setup.sh" 3>&1 1>&2) || die "setup failed"
-eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX
+eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX VM_NODE_ROOT VM_NODE_VERSION
 
 # --- the initramfs: busybox-static, /init, the modules needed before and after switch_root --------
 # "name params..." in load order of the user's wish; dependencies come from modules.dep.
@@ -66,7 +66,8 @@ cp "$here/guest-init.sh" "$res/stage2"
 cp "$here/stage2-common.sh" "$res/stage2-common.sh" || die "copying stage2-common.sh"
 {
   printf 'VM_REPO=%q\nVM_KVER=%q\nVM_MODULES=%q\nVM_BUSYBOX=%q\n' "$repo" "$VM_KVER" "$VM_MODULES" "$VM_BUSYBOX"
-  printf 'export VM_REPO VM_KVER VM_MODULES VM_BUSYBOX\n'
+  printf 'VM_NODE_ROOT=%q\nVM_NODE_VERSION=%q\n' "$VM_NODE_ROOT" "$VM_NODE_VERSION"
+  printf 'export VM_REPO VM_KVER VM_MODULES VM_BUSYBOX VM_NODE_ROOT VM_NODE_VERSION\n'
   printf 'export CI=%q\n' "${CI:-}"
   for v in ${VM_ENV:-}; do [[ -n ${!v+x} ]] && printf 'export %s=%q\n' "$v" "${!v}"; done
 } >"$res/env"

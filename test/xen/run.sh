@@ -61,7 +61,7 @@ fi
 # --- what qemu needs -------------------------------------------------------------------------------
 t_setup=$SECONDS
 vars=$(bash "$here/setup.sh" 3>&1 1>&2) || die "test/xen/setup.sh failed"
-eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX XEN_ELF XEN_ROOT XEN_DOM0_KERNEL
+eval "$vars" # VM_KERNEL VM_MODULES VM_KVER VM_BUSYBOX VM_NODE_ROOT VM_NODE_VERSION XEN_ELF XEN_ROOT XEN_DOM0_KERNEL
 
 res=$(mktemp -d /tmp/xen-nethooks-xen.XXXXXX)
 stage=$(mktemp -d /tmp/xen-nethooks-xen-initrd.XXXXXX)
@@ -106,8 +106,9 @@ cp "$repo/test/vm/stage2-common.sh" "$res/stage2-common.sh" || die "copying stag
 {
   printf 'XT_REPO=%q\nXT_KVER=%q\nXT_MODULES=%q\nXT_BUSYBOX=%q\nXT_XEN_ROOT=%q\nXT_GUEST_KERNEL=%q\n' \
     "$repo" "$VM_KVER" "$VM_MODULES" "$VM_BUSYBOX" "$XEN_ROOT" "$XEN_DOM0_KERNEL"
+  printf 'XT_NODE_ROOT=%q\nXT_NODE_VERSION=%q\n' "$VM_NODE_ROOT" "$VM_NODE_VERSION"
   printf 'XT_ONLY=%q\nCI=%q\n' "${XT_ONLY:-}" "${CI:-}"
-  printf 'export XT_REPO XT_KVER XT_MODULES XT_BUSYBOX XT_XEN_ROOT XT_GUEST_KERNEL XT_ONLY CI\n'
+  printf 'export XT_REPO XT_KVER XT_MODULES XT_BUSYBOX XT_XEN_ROOT XT_GUEST_KERNEL XT_NODE_ROOT XT_NODE_VERSION XT_ONLY CI\n'
 } >"$res/env"
 # XT_JOB: another script to run in dom0 instead of the scenarios (for debugging this tier).
 if [[ -n ${XT_JOB:-} ]]; then
