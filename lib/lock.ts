@@ -4,12 +4,12 @@
  * open /var/run/xen-hotplug/NAME, take flock -x on it, and retry if the path no longer names the
  * file we locked (a releaser removed it meanwhile); release by removing the file, then closing.
  *
- * Node has no flock(2), so util-linux flock(1) takes the lock on a descriptor it inherits from us.
- * A flock lock belongs to the open file description, which we keep open after flock(1) exits.
+ * Node has no flock(2), so util-linux flock(1) takes the lock on a descriptor it inherits from us
+ * (run by execa, as every command is). A flock lock belongs to the open file description, which
+ * we keep open after flock(1) exits.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 
 export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
 const WAIT_SECONDS = 60;
@@ -66,14 +66,19 @@ export async function claimLock(name: string, env: NodeJS.ProcessEnv): Promise<L
 }
 
 /** flock(1) on our descriptor, handed to it as its fd 3: the lock stays with our open file. */
-function flock(fd: number): Promise<{ exitCode: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('flock', ['-x', '-w', String(WAIT_SECONDS), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-    child.on('error', (e) => (stderr ||= `flock: ${e.message} (util-linux flock(1) is needed)`));
-    child.on('close', (code) => resolve({ exitCode: code ?? 1, stderr: stderr.trim() }));
+async function flock(fd: number): Promise<{ exitCode: number; stderr: string }> {
+  const { execa } = await import('execa');
+  const r = await execa('flock', ['-x', '-w', String(WAIT_SECONDS), '3'], {
+    // execa's types take an inherited descriptor only as a small literal; Node takes any fd.
+    stdio: ['ignore', 'ignore', 'pipe', fd as unknown as 3],
+    reject: false,
+    // flock gives up by itself after WAIT_SECONDS; this only bounds a flock that hangs.
+    timeout: (WAIT_SECONDS + 5) * 1000,
   });
+  if (r.exitCode === undefined && r.signal === undefined) {
+    return { exitCode: 127, stderr: `flock: ${r.originalMessage || r.shortMessage} (util-linux flock(1) is needed)` };
+  }
+  return { exitCode: r.exitCode ?? 1, stderr: String(r.stderr ?? '').trim() };
 }
 
 export async function withLock<T>(name: string, env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
