@@ -24,7 +24,8 @@ const MARK = '\n//# xen-nethooks bundle\n//';
 /**
  * pino's transports (worker threads, thread-stream) are never used by a hook, which logs
  * synchronously to a file: left out of the bundle, and so is worker_threads, which pino's tools
- * load only to ask whether they run on the main thread (a hook always does).
+ * load only to ask whether they run on the main thread (a hook always does). Each stub is chosen
+ * by the file that imports it, so no other module is touched.
  */
 const pinoOptionalParts = {
   name: 'pino-optional-parts',
@@ -35,6 +36,15 @@ const pinoOptionalParts = {
     b.onResolve({ filter: /^worker_threads$/ }, (args) =>
       /[\\/]pino[\\/]lib[\\/]tools\.js$/.test(args.importer) ? { path: 'pino-main-thread-stub', namespace: 'stub' } : undefined,
     );
+    // sonic-boom (pino's file writer) loads node:assert, and with it Node's error-diff machinery,
+    // for one check on close: a plain function does that check.
+    b.onResolve({ filter: /^assert$/ }, (args) =>
+      /[\\/]sonic-boom[\\/]index\.js$/.test(args.importer) ? { path: 'sonic-boom-assert-stub', namespace: 'stub' } : undefined,
+    );
+    b.onLoad({ filter: /^sonic-boom-assert-stub$/, namespace: 'stub' }, () => ({
+      contents: 'module.exports = function assert(ok, message) { if (!ok) throw new Error(message); };',
+      loader: 'js',
+    }));
     b.onLoad({ filter: /^pino-main-thread-stub$/, namespace: 'stub' }, () => ({ contents: 'module.exports = { isMainThread: true };', loader: 'js' }));
     b.onLoad({ filter: /^pino-transport-stub$/, namespace: 'stub' }, () => ({
       contents: "module.exports = function transport() { throw new Error('pino transports are not in this bundle (a hook logs synchronously to a file)'); };",

@@ -81,6 +81,31 @@ async function flock(fd: number): Promise<{ exitCode: number; stderr: string }> 
   return { exitCode: r.exitCode ?? 1, stderr: String(r.stderr ?? '').trim() };
 }
 
+/** The lock NAME as the executor takes it (StepLock): claimed at most once at a time. */
+export function stepLock(name: string, env: NodeJS.ProcessEnv): { claim(): Promise<void>; release(): void } {
+  let held: Lock | undefined;
+  let claiming: Promise<void> | undefined;
+  return {
+    claim() {
+      if (held) return Promise.resolve();
+      return (claiming ??= claimLock(name, env).then(
+        (l) => {
+          held = l;
+          claiming = undefined;
+        },
+        (e: unknown) => {
+          claiming = undefined;
+          throw e;
+        },
+      ));
+    },
+    release() {
+      held?.release();
+      held = undefined;
+    },
+  };
+}
+
 export async function withLock<T>(name: string, env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
   const lock = await claimLock(name, env);
   try {

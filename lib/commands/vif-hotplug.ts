@@ -11,7 +11,7 @@ import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
 import { run, type Command } from '../exec.ts';
 import { execute } from '../executor.ts';
-import { withLock } from '../lock.ts';
+import { stepLock } from '../lock.ts';
 import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
@@ -182,16 +182,22 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     // Planned under the lock too: a plan may delete rules by the handles its observation saw.
-    const off = await withLock('iptables', env, async () => {
-      const planned = await layout.offline(call, record);
+    // The executor lets it go once the firewall steps are done (Step.unlocked: the port's own
+    // teardown needs no lock).
+    const lock = stepLock('iptables', env);
+    await lock.claim();
+    let off;
+    try {
+      off = await layout.offline(call, record);
       try {
-        await execute(planned.plan, { log: out.log, say: out.say });
+        await execute(off.plan, { log: out.log, say: out.say, lock });
       } catch (e) {
         // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
         out.say(`warning: ${(e as Error).message}`);
       }
-      return planned;
-    });
+    } finally {
+      lock.release();
+    }
     store.remove(call.key);
     await runPostHooks(ctx, vars(off.dev, off.hookVars));
     out.say(`${call.command} ${off.dev}: removed`);
@@ -209,7 +215,9 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     out.log.info({ record: on.record }, call.command);
-    await withLock('iptables', env, () => execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT }));
+    // Planned outside the lock, as before; the lock is now held only around the steps that
+    // change the firewall (Step.unlocked marks the others).
+    await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT, lock: stepLock('iptables', env) });
     store.write(call.key, on.record);
     await runPostHooks(ctx, vars(on.dev, on.hookVars));
     out.say(on.summary);

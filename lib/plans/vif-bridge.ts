@@ -12,7 +12,7 @@ import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
 import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
-import { PlanError, step, type Plan, type Step } from '../plan.ts';
+import { PlanError, step, unlocked, type Plan, type Step } from '../plan.ts';
 
 export type VifCommand = 'online' | 'offline' | 'add' | 'remove';
 export type TypeIf = 'vif' | 'tap';
@@ -164,8 +164,8 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     }
   } else if (dev !== req.dev) {
     if (findLink(host, dev)) throw new PlanError(`Cannot rename interface ${req.dev} to ${dev}: a device named ${dev} already exists (vifname= must be unique)`);
-    steps.push(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
-      [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }]));
+    steps.push(unlocked(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
+      [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }])));
   }
   const bridge = resolveBridge(host, req.bridge);
   const bridgeLink = findLink(host, bridge);
@@ -187,9 +187,11 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     steps.push(step('firewall', `remove the firewall guard an earlier online left on ${leftover.dev}`, stale, []));
   }
   const enslaved = (findLink(host, dev) ?? link)?.master === bridge;
-  steps.push(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev)]));
+  // The guest's own link and xenstore nodes: no other hook changes them, so no lock (Step.unlocked);
+  // only the firewall is Xen's scripts' shared `iptables` lock's.
+  steps.push(unlocked(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev)])));
   const report = finish(mtu);
-  if (report.length) steps.push(step('report', 'report to xenstore', report, []));
+  if (report.length) steps.push(unlocked(step('report', 'report to xenstore', report, [])));
   return { plan: { steps }, dev, bridge, mtu, guard, warnings };
 }
 
@@ -212,6 +214,6 @@ export function planOffline(dev: string, firewall: FirewallBackend, notrack: boo
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));
-  steps.push(step('port', `detach ${dev}`, [portTeardown(dev)], []));
+  steps.push(unlocked(step('port', `detach ${dev}`, [portTeardown(dev)], [])));
   return { steps };
 }
