@@ -3,11 +3,11 @@
 // The file is build/code-cache-loader.cjs followed by the minified bundle as line comments: the
 // loader compiles the bundle with a V8 code cache (see there). XEN_NETHOOKS_BUILD_MINIFY=0 keeps
 // the bundle readable (for a profile).
-import { build, transform } from 'esbuild';
-import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { build } from 'esbuild';
+import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { composeHook } from './code-cache.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -18,8 +18,6 @@ mkdirSync(dist, { recursive: true });
 // CommonJS, as an installed copy in /etc/xen/scripts is read.
 writeFileSync(join(dist, 'package.json'), '{ "type": "commonjs" }\n');
 
-const loaderSource = readFileSync(join(root, 'build', 'code-cache-loader.cjs'), 'utf8');
-const MARK = '\n//# xen-nethooks bundle\n//';
 
 /**
  * pino's transports (worker threads, thread-stream) are never used by a hook, which logs
@@ -72,12 +70,7 @@ for (const file of hooks) {
     plugins: [pinoOptionalParts],
     logLevel: 'warning',
   });
-  const bundle = result.outputFiles[0].text;
-  // Inside a line comment, only \n may end a line: esbuild's ASCII output escapes the others.
-  if (/[\r\u2028\u2029]/.test(bundle)) throw new Error(`dist/${name}: the bundle holds a raw line terminator other than \\n`);
-  const hash = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
-  const loader = await transform(loaderSource, { minify: true, format: 'cjs', target: 'node18', define: { BUNDLE_HASH: JSON.stringify(hash) } });
-  writeFileSync(outfile, '#!/usr/bin/env node\n' + loader.code + MARK + bundle.split('\n').join('\n//'));
+  writeFileSync(outfile, (await composeHook(result.outputFiles[0].text)).text);
   chmodSync(outfile, 0o755);
   console.log(`built dist/${name}`);
 }
