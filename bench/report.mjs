@@ -79,8 +79,9 @@ function item1(samples, log) {
     nft: 'ours, firewall=nft (layer-2 guard + NOTRACK, one nft transaction)',
     orig: 'original as shipped (firewall step off)',
     fw: 'original, firewall step on',
+    base: 'baseline: another build of ours (BENCH_BASELINE)',
   };
-  const variants = ['ours', 'nft', 'orig', 'fw'].filter((v) => get(s, `1/${v}.online`).length > 0);
+  const variants = ['ours', 'nft', 'orig', 'fw', 'base'].filter((v) => get(s, `1/${v}.online`).length > 0);
   const both = Object.fromEntries(variants.map((v) => [v, med(s, `1/${v}.both`)]));
   for (const v of variants) {
     const n = get(s, `1/${v}.online`).length;
@@ -310,6 +311,12 @@ function summary(samples, log, levels) {
     ['3: concurrent online/offline: failures (ours)', `${conc('ours')}`, '0', yes(conc('ours') === 0), ''],
     ['3: rules exactly once, none after (ours)', `${get(s, '3/ours.rules')[0]} ok, ${get(s, '3/ours.left')[0]} left`, 'all, 0', yes(get(s, '3/ours.left')[0] === 0 && get(s, '3/ours.rules')[0] === get(s, '3/ours.connected')[0]), ''],
   ]);
+  const base = med(s, '1/base.both');
+  if (Number.isFinite(base)) {
+    console.log('');
+    console.log(`ours / the baseline build (BENCH_BASELINE), online+offline, same rounds: ${f2(med(s, '1/ours.both') / base)}× ` +
+      `(online ${f2(med(s, '1/ours.online') / med(s, '1/base.online'))}×, offline ${f2(med(s, '1/ours.offline') / med(s, '1/base.offline'))}×)`);
+  }
   console.log('');
   console.log('The machine is shared: every ratio comes from samples taken alternately in the same stretch of time, items 1, 2 and 5 as medians of several rounds; item 3 is one round each.');
 }

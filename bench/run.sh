@@ -7,6 +7,7 @@
 #   bash bench/run.sh --quick    fewer repetitions and smaller rulesets (a try-out, ~1 min);
 #                                its output goes to .cache/bench-quick.txt (not kept)
 #   BENCH_OUT=FILE               write the raw output there instead
+#   BENCH_BASELINE=DIR           also run DIR/vif-bridge (another build's dist/) in item 1
 #
 # Needs root (network namespaces), a built dist/ (built here if missing), and the originals
 # (bench/originals.sh: apt-get download xen-utils-common). strace (installed with apt-get if
@@ -45,6 +46,7 @@ if [[ ${1:-} == --serve ]]; then
       orig) echo "$BN_ORIG/orig/vif-bridge" ;;
       fw) echo "$BN_ORIG/orig-fw/vif-bridge" ;;
       node0) echo "$BN_DIST/../node0" ;; # node running an empty script: the floor of a node hook
+      base) echo "$BN_BASE/vif-bridge" ;;  # another build of ours (BENCH_BASELINE)
       *) echo "/nonexistent/$1" ;;
     esac
   }
@@ -58,6 +60,8 @@ if [[ ${1:-} == --serve ]]; then
     hook=$(hook_of "$1")
     if [[ $1 == nft ]]; then # ours with the nft backend: the key from the environment
       firewall=nft vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
+    elif [[ $1 == base ]]; then # the baseline build logs apart, so that our log has only ours
+      XEN_NETHOOKS_LOG="$XEN_NETHOOKS_LOG.base" vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
     else
       vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
     fi
@@ -190,6 +194,15 @@ fi
 mkdir -p "$tmp/dist"
 cp -p "$root"/dist/* "$tmp/dist/"
 BN_DIST=$tmp/dist
+# BENCH_BASELINE=DIR: another build's dist/ (say, of the commit before a change), run as one more
+# variant in item 1, side by side with ours: what a change did, under the same load.
+BN_BASE=
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  [[ -x $BENCH_BASELINE/vif-bridge ]] || { say "BENCH_BASELINE=$BENCH_BASELINE has no vif-bridge"; exit 1; }
+  mkdir -p "$tmp/base"
+  cp -p "$BENCH_BASELINE"/* "$tmp/base/"
+  BN_BASE=$tmp/base
+fi
 # A node program that does nothing, run as a hook is (exec of a file with a shebang).
 printf '#!/usr/bin/env node\n' >"$tmp/node0"
 chmod 755 "$tmp/node0"
@@ -281,7 +294,7 @@ serve() {
   mkfifo "$tmp/$name.in" "$tmp/$name.out"
   mkdir -p "$tmp/$name"
   ip netns exec "$ns" env -i PATH="$STD_PATH" HOME=/root LANG=C.UTF-8 \
-    BN_DIST="$BN_DIST" BN_ORIG="$BN_ORIG" BN_SERVER_LOG="$tmp/$name/server.log" \
+    BN_DIST="$BN_DIST" BN_BASE="$BN_BASE" BN_ORIG="$BN_ORIG" BN_SERVER_LOG="$tmp/$name/server.log" \
     XENSTORED_PATH="$XENSTORED_PATH" \
     XEN_NETHOOKS_LOG="$tmp/$name/ours.log" XEN_NETHOOKS_STATE_DIR="$tmp/$name/state" \
     XEN_NETHOOKS_LOCK_DIR="$tmp/$name/lock" XEN_NETHOOKS_CODE_CACHE="$tmp/code-cache" XEN_NETHOOKS_CONF=/dev/null XEN_NETHOOKS_HOOK_DIR="$tmp/$name/vif-post.d" \
@@ -324,6 +337,7 @@ serve one s1
 # node -e 0 and our --help run in the same rotation, so that every median comes from the same
 # stretch of time (this machine's load varies).
 variants=(ours nft orig fw node help)
+[[ -z $BN_BASE ]] || variants+=(base)
 ask s1 run "$BN_DIST/vif-bridge" --help
 for ((i = 0; i < PAIRS; i++)); do
   for ((k = 0; k < ${#variants[@]}; k++)); do
