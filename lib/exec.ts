@@ -145,6 +145,10 @@ async function runProgram(cmd: Command): Promise<Omit<CommandResult, 'durationMs
     env,
     timeout: cmd.timeoutMs ?? COMMAND_TIMEOUT_MS,
     forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+    // No signal-exit handlers (one per signal, installed on the first command: a measurable part
+    // of a hook's CPU time): a hook exits only after every command it started has ended, the
+    // timeout kills a hung one, and libxl's SIGKILL is one that no handler sees anyway.
+    cleanup: false,
   });
   const stdout = typeof r.stdout === 'string' ? r.stdout : '';
   const stderr = typeof r.stderr === 'string' ? r.stderr : '';

@@ -12,7 +12,11 @@ import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 
 import { join } from 'node:path';
 
 export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
-const WAIT_SECONDS = 60;
+/**
+ * libxl kills a hook 40 s after it started it: waiting longer for the lock gains nothing, and a
+ * flock(1) still waiting then would outlive the hook. 30 s leaves the hook time to do its work.
+ */
+const WAIT_SECONDS = 30;
 
 export interface Lock {
   path: string;
@@ -72,8 +76,10 @@ async function flock(fd: number): Promise<{ exitCode: number; stderr: string }> 
     // execa's types take an inherited descriptor only as a small literal; Node takes any fd.
     stdio: ['ignore', 'ignore', 'pipe', fd as unknown as 3],
     reject: false,
-    // flock gives up by itself after WAIT_SECONDS; this only bounds a flock that hangs.
+    // flock gives up by itself after WAIT_SECONDS; this only bounds a flock that hangs (35 s, under libxl's 40).
     timeout: (WAIT_SECONDS + 5) * 1000,
+    forceKillAfterDelay: 1000,
+    cleanup: false, // as in exec.ts: no signal-exit handlers
   });
   if (r.exitCode === undefined && r.signal === undefined) {
     return { exitCode: 127, stderr: `flock: ${r.originalMessage || r.shortMessage} (util-linux flock(1) is needed)` };
