@@ -5,7 +5,7 @@
  * that none outlives the 40 s after which libxl kills the hook and calls the device failed.
  *
  * execa is loaded on the first command, not at start-up (a dynamic import that esbuild keeps lazy
- * in the bundle): --help, --dry-run and the calls that find nothing to do never pay for it.
+ * in the bundle): --help, and any call that runs no program, never pay for it.
  */
 import { constants } from 'node:os';
 
