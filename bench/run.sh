@@ -7,6 +7,7 @@
 #   bash bench/run.sh --quick    fewer repetitions and smaller rulesets (a try-out, ~1 min);
 #                                its output goes to .cache/bench-quick.txt (not kept)
 #   BENCH_OUT=FILE               write the raw output there instead
+#   BENCH_BASELINE=DIR           also run DIR/vif-bridge (another build's dist/) in item 1
 #
 # Needs root (network namespaces), a built dist/ (built here if missing), and the originals
 # (bench/originals.sh: apt-get download xen-utils-common). strace (installed with apt-get if
@@ -44,6 +45,8 @@ if [[ ${1:-} == --serve ]]; then
       ours | nft) echo "$BN_DIST/vif-bridge" ;;
       orig) echo "$BN_ORIG/orig/vif-bridge" ;;
       fw) echo "$BN_ORIG/orig-fw/vif-bridge" ;;
+      node0) echo "$BN_DIST/../node0" ;; # node running an empty script: the floor of a node hook
+      base) echo "$BN_BASE/vif-bridge" ;;  # another build of ours (BENCH_BASELINE)
       *) echo "/nonexistent/$1" ;;
     esac
   }
@@ -57,6 +60,8 @@ if [[ ${1:-} == --serve ]]; then
     hook=$(hook_of "$1")
     if [[ $1 == nft ]]; then # ours with the nft backend: the key from the environment
       firewall=nft vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
+    elif [[ $1 == base ]]; then # the baseline build logs apart, so that our log has only ours
+      XEN_NETHOOKS_LOG="$XEN_NETHOOKS_LOG.base" vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
     else
       vif="vif$3.0" XENBUS_PATH="backend/vif/$3/0" "$hook" "$2" type_if=vif </dev/null >>"$BN_SERVER_LOG" 2>&1
     fi
@@ -189,6 +194,18 @@ fi
 mkdir -p "$tmp/dist"
 cp -p "$root"/dist/* "$tmp/dist/"
 BN_DIST=$tmp/dist
+# BENCH_BASELINE=DIR: another build's dist/ (say, of the commit before a change), run as one more
+# variant in item 1, side by side with ours: what a change did, under the same load.
+BN_BASE=
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  [[ -x $BENCH_BASELINE/vif-bridge ]] || { say "BENCH_BASELINE=$BENCH_BASELINE has no vif-bridge"; exit 1; }
+  mkdir -p "$tmp/base"
+  cp -p "$BENCH_BASELINE"/* "$tmp/base/"
+  BN_BASE=$tmp/base
+fi
+# A node program that does nothing, run as a hook is (exec of a file with a shebang).
+printf '#!/usr/bin/env node\n' >"$tmp/node0"
+chmod 755 "$tmp/node0"
 if ! BN_ORIG=$(bash "$root/bench/originals.sh"); then
   say "bench/run.sh: the original scripts are not available (see above): nothing to compare with"
   exit 1
@@ -277,10 +294,10 @@ serve() {
   mkfifo "$tmp/$name.in" "$tmp/$name.out"
   mkdir -p "$tmp/$name"
   ip netns exec "$ns" env -i PATH="$STD_PATH" HOME=/root LANG=C.UTF-8 \
-    BN_DIST="$BN_DIST" BN_ORIG="$BN_ORIG" BN_SERVER_LOG="$tmp/$name/server.log" \
+    BN_DIST="$BN_DIST" BN_BASE="$BN_BASE" BN_ORIG="$BN_ORIG" BN_SERVER_LOG="$tmp/$name/server.log" \
     XENSTORED_PATH="$XENSTORED_PATH" \
     XEN_NETHOOKS_LOG="$tmp/$name/ours.log" XEN_NETHOOKS_STATE_DIR="$tmp/$name/state" \
-    XEN_NETHOOKS_LOCK_DIR="$tmp/$name/lock" XEN_NETHOOKS_CONF=/dev/null XEN_NETHOOKS_HOOK_DIR="$tmp/$name/vif-post.d" \
+    XEN_NETHOOKS_LOCK_DIR="$tmp/$name/lock" XEN_NETHOOKS_CODE_CACHE="$tmp/code-cache" XEN_NETHOOKS_CONF=/dev/null XEN_NETHOOKS_HOOK_DIR="$tmp/$name/vif-post.d" \
     XEN_ORIG_LOG="$tmp/$name/orig.log" XEN_ORIG_LOCK_DIR="$tmp/$name/lock" XEN_ORIG_SCRIPT_DIR="$tmp/$name/scripts" \
     script=/etc/xen/scripts/vif-bridge XENBUS_TYPE=vif XENBUS_BASE_PATH=backend netdev= \
     bash "$self" --serve <"$tmp/$name.in" >"$tmp/$name.out" 3>&- &
@@ -320,6 +337,7 @@ serve one s1
 # node -e 0 and our --help run in the same rotation, so that every median comes from the same
 # stretch of time (this machine's load varies).
 variants=(ours nft orig fw node help)
+[[ -z $BN_BASE ]] || variants+=(base)
 ask s1 run "$BN_DIST/vif-bridge" --help
 for ((i = 0; i < PAIRS; i++)); do
   for ((k = 0; k < ${#variants[@]}; k++)); do
@@ -439,6 +457,9 @@ for v in ours fw; do
   sample 3 "$v.offline.wall" "$REPLY_MS" "$REPLY_RC"
   sample 3 "$v.left" "$(dump "$role" | grep -c . || :)"
 done
+# The floor under ours: $CONC node processes that do nothing, started at once on this machine.
+ask co par node0 online 30001 $((30000 + CONC))
+sample 3 "node0.wall" "$REPLY_MS" "$REPLY_RC"
 report item3 "$samples" "$CONC"
 
 # =============================================================================================
@@ -524,20 +545,37 @@ done
 report item4 "$samples"
 
 # =============================================================================================
-section "5. start-up: --help of each hook vs node -e 0; bundle sizes"
-# The hooks load no runtime dependency but minimist: execa (~30 ms) and pino (~12 ms) were
-# replaced by lib/exec.ts and lib/log.ts after bench/results/2026-12-01.txt measured them.
+section "5. start-up: --help of each hook vs node -e 0; bundle sizes; execa and pino alone; the code cache"
+# The two libraries alone, bundled and minified as the hooks are (esbuild, cjs, node18): what they
+# would cost a call that loaded them at start-up (the hooks load them only when first used).
 mods=()
+if [[ -x $root/node_modules/.bin/esbuild ]]; then
+  # Under the project (git-ignored .cache/) so that esbuild finds node_modules.
+  mods_dir=$root/.cache/bench-mods
+  rm -rf "$mods_dir"
+  mkdir -p "$mods_dir" "$tmp/mods"
+  printf "import { execa } from 'execa';\nglobalThis.keep = [execa];\n" >"$mods_dir/execa.mjs"
+  printf "import pino from 'pino';\nglobalThis.keep = [pino];\n" >"$mods_dir/pino.mjs"
+  for m in execa pino; do
+    (cd "$root" && node_modules/.bin/esbuild "$mods_dir/$m.mjs" --bundle --minify --platform=node --target=node18 --format=cjs \
+      --log-level=error --outfile="$tmp/mods/$m.cjs") && mods+=("$m")
+  done
+else
+  say "(esbuild missing: module load costs not measured)"
+fi
 hooks=()
 for f in "$BN_DIST"/*; do [[ -x $f && ! -d $f ]] && hooks+=("$(basename "$f")"); done
 for ((i = 0; i < HELP_ROUNDS; i++)); do
-  list=(node0 "${hooks[@]}" "${mods[@]/#/mod:}")
+  list=(node0 "${hooks[@]}" "${mods[@]/#/mod:}" cache:on cache:off)
   n=${#list[@]}
   for ((k = 0; k < n; k++)); do
     e=${list[$(((i + k) % n))]}
     case $e in
       node0) ask s1 run node -e 0 ;;
       mod:*) ask s1 run node "$tmp/mods/${e#mod:}.cjs" ;;
+      # Both through env(1), so that they differ only in the cache (item 1 wrote it).
+      cache:on) ask s1 run env XEN_NETHOOKS_CODE_CACHE=$tmp/code-cache "$BN_DIST/vif-bridge" --help ;;
+      cache:off) ask s1 run env XEN_NETHOOKS_CODE_CACHE=off "$BN_DIST/vif-bridge" --help ;;
       *) ask s1 run "$BN_DIST/$e" --help ;;
     esac
     sample 5 "$e" "$REPLY_MS" "$REPLY_RC"
@@ -552,7 +590,7 @@ section "6. xl create to hotplug-status connected, ours vs the original (Xen tie
 say "not in this run: it boots Xen 4.17 under qemu; run npm run bench:xen (bench/xen.sh)"
 
 section "summary"
-report summary "$samples" "${LEVELS[@]}"
+report summary "$samples" "$tmp/s1/ours.log" "${LEVELS[@]}"
 say ""
 say "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at the end"
 

@@ -55,7 +55,7 @@ function toRequest(inv: Invocation): NetworkNatRequest {
 }
 
 void hookMain(spec, async (inv) => {
-  const ctx: Context = { env: process.env, flags: inv.flags, out: openOutput(spec.name, process.env, { command: inv.command }) };
+  const ctx: Context = { env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command }) };
   const req = toRequest(inv);
   if (inv.command === 'start') return start(req, ctx);
   if (inv.command === 'stop') return stop(req, ctx);

@@ -27,5 +27,5 @@ const spec: HookSpec = {
 };
 
 void hookMain(spec, async (inv) =>
-  vifBridge({ spec, inv, env: process.env, flags: inv.flags, out: openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifBridge({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
 );

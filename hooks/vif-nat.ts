@@ -44,5 +44,5 @@ const spec: HookSpec = {
 };
 
 void hookMain(spec, async (inv) =>
-  vifNat({ spec, inv, env: process.env, flags: inv.flags, out: openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifNat({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
 );

@@ -45,5 +45,5 @@ dom0: run network-route start first (forwarding, proxy ARP/NDP on netdev).`,
 };
 
 void hookMain(spec, async (inv) =>
-  vifRoute({ spec, inv, env: process.env, flags: inv.flags, out: openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifRoute({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
 );

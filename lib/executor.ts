@@ -11,10 +11,23 @@ import { CommandError, formatCommand, run, type Command } from './exec.ts';
 import type { Logger } from './log.ts';
 import type { Plan, Step } from './plan.ts';
 
+/** A host lock the executor takes only around the steps that need it (see Step.unlocked). */
+export interface StepLock {
+  /** Takes the lock; does nothing while it is held. */
+  claim(): Promise<void>;
+  /** Lets it go; does nothing while it is not held. */
+  release(): void;
+}
+
 export interface ExecuteOptions {
   log: Logger;
   say(message: string): void;
   fault?: string | undefined;
+  /**
+   * Held from the first step that needs it and let go as soon as no step left needs it (also if
+   * the caller claimed it before planning); taken again for the undo of such steps on rollback.
+   */
+  lock?: StepLock;
 }
 
 export interface UndoFailure {
@@ -63,6 +76,7 @@ async function runLogged(cmd: Command, log: Logger, stepId: string, phase: 'run'
 async function rollback(done: readonly Step[], opts: ExecuteOptions): Promise<UndoFailure[]> {
   const failures: UndoFailure[] = [];
   for (const s of [...done].reverse()) {
+    if (opts.lock && !s.unlocked && s.undo.length) await opts.lock.claim();
     for (const cmd of s.undo) {
       // Keep going: every undo that still works brings the host closer to where it was.
       const err = await runLogged(cmd, opts.log, s.id, 'undo');
@@ -74,9 +88,22 @@ async function rollback(done: readonly Step[], opts: ExecuteOptions): Promise<Un
 
 /** Runs the plan; resolves with the steps done, or rejects with PlanFailed after rolling back. */
 export async function execute(plan: Plan, opts: ExecuteOptions): Promise<Step[]> {
+  try {
+    return await executeSteps(plan, opts);
+  } finally {
+    opts.lock?.release();
+  }
+}
+
+async function executeSteps(plan: Plan, opts: ExecuteOptions): Promise<Step[]> {
   const done: Step[] = [];
   const started = performance.now();
-  for (const s of plan.steps) {
+  const { lock } = opts;
+  for (const [i, s] of plan.steps.entries()) {
+    if (lock) {
+      if (!s.unlocked) await lock.claim();
+      else if (plan.steps.slice(i).every((x) => x.unlocked)) lock.release();
+    }
     let failure: CommandError | undefined;
     let ranAny = false;
     if (s.concurrent) {

@@ -5,8 +5,8 @@
  *
  * - flock (Xen 4.x, tools/hotplug/Linux/locking.sh): open NAME, take flock -x on it, and retry if
  *   the path no longer names the file we locked (a releaser removed it meanwhile); release by
- *   removing the file, then closing. Node has no flock(2), so util-linux flock(1) takes the lock
- *   on a descriptor it inherits from us: the lock belongs to the open file description, which we
+ *   removing the file, then closing. Node has no flock(2), so util-linux flock(1) (run by execa, as every
+ *   command is) takes the lock on a descriptor it inherits from us: the lock belongs to the open file description, which we
  *   keep open after flock(1) exits.
  * - mkdir (Xen 3.x): the lock is the directory NAME, made with mkdir (atomic); its `owner` file
  *   says "<pid>: <script>"; release by removing the directory.
@@ -22,7 +22,6 @@
  */
 import { closeSync, fstatSync, mkdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { ensureDir, openAppend, readNoFollow, writeAtomic } from './safe-file.ts';
 
 export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
@@ -174,15 +173,47 @@ async function flockLock(path: string, env: NodeJS.ProcessEnv, holder: Holder | 
 }
 
 /** flock(1) on our descriptor, handed to it as its fd 3: the lock stays with our open file. */
-function flock(fd: number, seconds: number): Promise<{ exitCode: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const wait = seconds > 0 ? ['-w', seconds.toFixed(2)] : ['-n'];
-    const child = spawn('flock', ['-x', ...wait, '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-    child.on('error', (e) => (stderr ||= `flock: ${e.message} (util-linux flock(1) is needed)`));
-    child.on('close', (code) => resolve({ exitCode: code ?? 1, stderr: stderr.trim() }));
+async function flock(fd: number, seconds: number): Promise<{ exitCode: number; stderr: string }> {
+  const { execa } = await import('execa');
+  const wait = seconds > 0 ? ['-w', seconds.toFixed(2)] : ['-n'];
+  const r = await execa('flock', ['-x', ...wait, '3'], {
+    // execa's types take an inherited descriptor only as a small literal; Node takes any fd.
+    stdio: ['ignore', 'ignore', 'pipe', fd as unknown as 3],
+    reject: false,
+    // flock gives up by itself at the deadline; this only bounds a flock that hangs (still under libxl's 40 s).
+    timeout: (seconds + 5) * 1000,
+    forceKillAfterDelay: 1000,
+    cleanup: false, // as in exec.ts: no signal-exit handlers
   });
+  if (r.exitCode === undefined && r.signal === undefined) {
+    return { exitCode: 127, stderr: `flock: ${r.originalMessage || r.shortMessage} (util-linux flock(1) is needed)` };
+  }
+  return { exitCode: r.exitCode ?? 1, stderr: String(r.stderr ?? '').trim() };
+}
+
+/** The lock NAME as the executor takes it (StepLock): claimed at most once at a time. */
+export function stepLock(name: string, env: NodeJS.ProcessEnv, holder?: Holder, log?: LockLog): { claim(): Promise<void>; release(): void } {
+  let held: Lock | undefined;
+  let claiming: Promise<void> | undefined;
+  return {
+    claim() {
+      if (held) return Promise.resolve();
+      return (claiming ??= claimLock(name, env, holder, log).then(
+        (l) => {
+          held = l;
+          claiming = undefined;
+        },
+        (e: unknown) => {
+          claiming = undefined;
+          throw e;
+        },
+      ));
+    },
+    release() {
+      held?.release();
+      held = undefined;
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

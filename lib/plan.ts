@@ -24,6 +24,13 @@ export interface Step {
    * such processes, and libxl waits for the hook.
    */
   concurrent?: boolean;
+  /**
+   * Needs no host lock: the step changes nothing that Xen's scripts change under the lock the
+   * hook holds (a vif's own link, its xenstore nodes; not the firewall). When the executor is
+   * given a lock (ExecuteOptions.lock) it runs such steps without it, so that hooks started at
+   * once for many guests wait for each other only while they change the firewall.
+   */
+  unlocked?: boolean;
 }
 
 /** The request cannot be carried out on this host; the message says why and what to change. */
@@ -43,9 +50,15 @@ export function reversePlan(steps: readonly Step[]): Plan {
     steps: [...steps].reverse().map((s) => {
       const r: Step = { id: `undo-${s.id}`, description: `undo: ${s.description}`, run: s.undo, undo: s.run };
       if (s.shared !== undefined) r.shared = s.shared;
+      if (s.unlocked) r.unlocked = true;
       return r;
     }),
   };
+}
+
+/** The step, marked as needing no host lock (Step.unlocked). */
+export function unlocked(s: Step): Step {
+  return { ...s, unlocked: true };
 }
 
 export function assertUniqueIds(plan: Plan): void {

@@ -239,8 +239,8 @@ echo "    ${stats:-no statistics from ping}"
 
 say "the log: one JSON line per command ($tmp/xen-hotplug.log; on a host: /var/log/xen/xen-hotplug.log)"
 if command -v jq >/dev/null; then
-  printf '%s$ jq -r %s xen-hotplug.log | head%s\n' "$bold" "'[.time, .command, .msg, (.cmd // \"\"), (.exit // \"\" | tostring)] | join(\"  \")'" "$off"
-  jq -r '[.time, .command, .msg, (.cmd // ""), (.exit // "" | tostring)] | join("  ")' "$tmp/xen-hotplug.log" | sed -n 1,8p
+  printf '%s$ jq -r %s xen-hotplug.log | head%s\n' "$bold" "'[(.time / 1000 | todate), .command, .msg, (.cmd // \"\"), (.exit // \"\" | tostring)] | join(\"  \")'" "$off"
+  jq -r '[(.time / 1000 | todate), .command, .msg, (.cmd // ""), (.exit // "" | tostring)] | join("  ")' "$tmp/xen-hotplug.log" | sed -n 1,8p
 else
   sed -n 1,4p "$tmp/xen-hotplug.log"
 fi

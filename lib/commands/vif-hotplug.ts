@@ -11,7 +11,7 @@ import type { HookSpec } from '../cli/spec.ts';
 import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
 import { run, type Command } from '../exec.ts';
 import { execute, PlanFailed } from '../executor.ts';
-import { LockTimeout, withLock, type Holder } from '../lock.ts';
+import { LockTimeout, stepLock, withLock, type Holder } from '../lock.ts';
 import { UnsafePath } from '../safe-file.ts';
 import type { Output } from '../log.ts';
 import { PlanError, type Plan } from '../plan.ts';
@@ -300,20 +300,12 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     // Planned under the lock too: a plan may delete rules by the handles its observation saw.
-    const removal = async () => {
-      const planned = await layout.offline(call, record);
-      try {
-        await execute(planned.plan, { log: out.log, say: out.say });
-      } catch (e) {
-        // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
-        out.say(`warning: ${(e as Error).message}`);
-        out.log.error({ error: (e as Error).message }, `${call.command}: removal incomplete`);
-      }
-      return planned;
-    };
-    let off: Offline;
+    // The executor lets it go once the firewall steps are done (Step.unlocked: the port's own
+    // teardown needs no lock).
+    const lock = stepLock('iptables', env, holder, out.log);
+    let locked = true;
     try {
-      off = await withLock('iptables', env, removal, holder, out.log);
+      await lock.claim();
     } catch (e) {
       if (!(e instanceof LockTimeout || e instanceof UnsafePath)) throw e;
       // Rules stranded for good are worse than a removal that races another script: a handle
@@ -322,7 +314,20 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       const m = `${e.message}; removing without the lock`;
       out.say(`warning: ${m}`);
       out.log.error({}, m);
-      off = await removal();
+      locked = false;
+    }
+    let off: Offline;
+    try {
+      off = await layout.offline(call, record);
+      try {
+        await execute(off.plan, { log: out.log, say: out.say, ...(locked ? { lock } : {}) });
+      } catch (e) {
+        // libxl ignores failures on remove; leave a trace and carry on, as the originals do.
+        out.say(`warning: ${(e as Error).message}`);
+        out.log.error({ error: (e as Error).message }, `${call.command}: removal incomplete`);
+      }
+    } finally {
+      lock.release();
     }
     store.remove(call.key);
     await runPostHooks(ctx, vars(off.dev, off.hookVars));
@@ -347,20 +352,20 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     out.log.info({ record: on.record }, call.command);
-    await withLock('iptables', env, async () => {
-      // The record goes down before anything changes: a run killed half-way (libxl's SIGKILL
-      // after its timeout, a crash) leaves it, so the next online removes what this one put in
-      // before adding it again (no rule twice), and an offline knows what to take out.
-      store.write(call.key, on.record);
-      try {
-        await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-      } catch (e) {
-        // Rolled back: nothing of this online is left, unless an undo failed; then the record
-        // stays, so that offline still takes out what is left.
-        if (!(e instanceof PlanFailed) || e.rollbackFailures.length === 0) store.remove(call.key);
-        throw e;
-      }
-    }, holder, out.log);
+    // The record goes down before anything changes: a run killed half-way (libxl's SIGKILL
+    // after its timeout, a crash) leaves it, so the next online removes what this one put in
+    // before adding it again (no rule twice), and an offline knows what to take out. Only this
+    // vif's hooks use its record, so it needs no lock; the `iptables` lock is held only around
+    // the steps that change the firewall (Step.unlocked marks the others).
+    store.write(call.key, on.record);
+    try {
+      await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT, lock: stepLock('iptables', env, holder, out.log) });
+    } catch (e) {
+      // Rolled back: nothing of this online is left, unless an undo failed; then the record
+      // stays, so that offline still takes out what is left.
+      if (!(e instanceof PlanFailed) || e.rollbackFailures.length === 0) store.remove(call.key);
+      throw e;
+    }
     await runPostHooks(ctx, vars(on.dev, on.hookVars));
     out.say(on.summary);
     return 0;

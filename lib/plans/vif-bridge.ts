@@ -12,7 +12,7 @@ import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
 import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
-import { PlanError, step, type Plan, type Step } from '../plan.ts';
+import { PlanError, step, unlocked, type Plan, type Step } from '../plan.ts';
 
 export type VifCommand = 'online' | 'offline' | 'add' | 'remove';
 export type TypeIf = 'vif' | 'tap';
@@ -218,8 +218,8 @@ export function planOnline(
     }
   } else if (dev !== req.dev) {
     if (findLink(host, dev)) throw new PlanError(`Cannot rename interface ${req.dev} to ${dev}: a device named ${dev} already exists (vifname= must be unique)`);
-    steps.push(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
-      [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }]));
+    steps.push(unlocked(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
+      [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }])));
   }
   const resolved = pickBridge(host, req.bridge, started);
   const bridge = resolved.bridge;
@@ -263,9 +263,11 @@ export function planOnline(
   // A rollback gives the device its own MTU back, not the one the port had.
   const ownMtu = (findLink(host, dev) ?? link)?.mtu;
   const undoMtu = ownMtu !== undefined && ownMtu !== mtu ? [{ ...linkCmd.mtu(dev, ownMtu), tolerate: [''] }] : [];
-  steps.push(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev), ...undoMtu]));
+  // The guest's own link and xenstore nodes: no other hook changes them, so no lock (Step.unlocked);
+  // only the firewall is Xen's scripts' shared `iptables` lock's.
+  steps.push(unlocked(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev), ...undoMtu])));
   const report = finish(mtu);
-  if (report.length) steps.push(step('report', 'report to xenstore', report, []));
+  if (report.length) steps.push(unlocked(step('report', 'report to xenstore', report, [])));
   return { plan: { steps }, dev, bridge, mtu, guard, warnings };
 }
 
@@ -293,6 +295,6 @@ export function planOffline(dev: string, firewall: FirewallBackend | 'unknown', 
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
   if (fw.length) steps.push(step('firewall', `remove ${dev}'s firewall guard`, fw, []));
-  steps.push(step('port', `detach ${dev}`, [portTeardown(dev)], []));
+  steps.push(unlocked(step('port', `detach ${dev}`, [portTeardown(dev)], [])));
   return { steps };
 }

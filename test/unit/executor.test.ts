@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { silentLogger } from '../../lib/log.ts';
 import type { Command } from '../../lib/exec.ts';
 import { execute, PlanFailed, renderPlan } from '../../lib/executor.ts';
-import { reversePlan, step, type Plan } from '../../lib/plan.ts';
+import { reversePlan, step, unlocked, type Plan } from '../../lib/plan.ts';
 
 // Harmless real commands stand in for host changes: a step creates a file, its undo removes it.
 const dir = mkdtempSync(join(tmpdir(), 'xnh-exec-'));
@@ -117,4 +117,44 @@ test('a concurrent step starts its commands at once, and is undone whole when on
   bad.concurrent = true;
   await assert.rejects(execute({ steps: [bad] }, quiet), (e: unknown) => e instanceof PlanFailed && /refused/.test(e.message));
   assert.deepEqual(files('d1'), [false]);
+});
+
+test('a lock is held only around the steps that need it, released early, and taken again for their undo', async () => {
+  const events: string[] = [];
+  let held = false;
+  const lock = {
+    async claim() {
+      if (!held) events.push('claim');
+      held = true;
+    },
+    release() {
+      if (held) events.push('release');
+      held = false;
+    },
+  };
+  const note = (w: string): Command => ({ argv: ['true', w] });
+  const log = { ...silentLogger, info: (f: Record<string, unknown>) => void (f.cmd && events.push(`${String(f.cmd).split(' ')[1]}${held ? '+lock' : ''}`)) };
+  const plan: Plan = {
+    steps: [
+      unlocked(step('rename', 'rename', [note('rename')], [note('unrename')])),
+      step('firewall', 'firewall', [note('guard')], [note('unguard')]),
+      unlocked(step('port', 'port', [note('port')], [note('unport')])),
+      unlocked(step('report', 'report', [note('report')], [])),
+    ],
+  };
+  await execute(plan, { log, say: () => {}, lock });
+  assert.deepEqual(events, ['rename', 'claim', 'guard+lock', 'release', 'port', 'report']);
+
+  // Claimed by the caller before planning: let go as soon as no step left needs it.
+  events.length = 0;
+  await lock.claim();
+  await execute({ steps: [unlocked(step('port', 'port', [note('port')], []))] }, { log, say: () => {}, lock });
+  assert.deepEqual(events, ['claim', 'release', 'port']);
+
+  // A failure after the lock was let go: the firewall's undo takes it again, and it is let go at the end.
+  events.length = 0;
+  const failing: Plan = { steps: [...plan.steps.slice(0, 2), unlocked(step('port', 'port', [fail('no such device')], [note('unport')]))] };
+  await assert.rejects(execute(failing, { log, say: () => {}, lock }), PlanFailed);
+  assert.deepEqual(events, ['rename', 'claim', 'guard+lock', 'release', 'claim', 'unguard+lock', 'unrename+lock', 'release']);
+  assert.equal(held, false);
 });

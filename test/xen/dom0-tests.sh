@@ -189,8 +189,8 @@ wait_console() {
 }
 
 # hook_done HOOK VIF COMMAND: xen-hotplug.log has our hook's "plan done" line for that call
-# (pino writes the bindings in this order: hook, pid, command, vif).
-hook_done() { grep -qE "^\{.*\"hook\":\"$1\",\"pid\":[0-9]+,\"command\":\"$3\",\"vif\":\"${2//./\\.}\".*\"msg\":\"plan done\"" "$HOTPLUG_LOG"; }
+# (each field matched on its own: pino puts its own fields, level, time, pid and hostname, first).
+hook_done() { grep -F "\"hook\":\"$1\"," "$HOTPLUG_LOG" | grep -F "\"command\":\"$3\"," | grep -F "\"vif\":\"$2\"," | grep -qF '"msg":"plan done"'; }
 hook_errors() { grep -F "\"vif\":\"$1\"" "$HOTPLUG_LOG" | grep -F '"level":50' | tail -n 2 | cut -c1-400; }
 
 xs() { xenstore-read "$1" 2>/dev/null; }
