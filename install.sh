@@ -41,7 +41,7 @@ Environment:
   DESTDIR       prefix for DIR (staged installs, packaging, tests): files go to \$DESTDIR\$DIR,
                 and the dpkg database consulted is the one under \$DESTDIR (dpkg --root)
 
-The hooks start with '#!/usr/bin/env node' and need Node.js >= 18 (Debian 12: apt-get install nodejs).
+The hooks start with '#!/usr/bin/env node' and need Node.js 18.19+ or 20.5+ (Debian 12: apt-get install nodejs).
 EOF
 }
 
@@ -110,15 +110,20 @@ dpkg_check() {
 }
 
 check_node() {
-  local v major
+  # The floor is execa's (package.json engines): 18.19 and later 18.x, or 20.5 and later. Debian 12
+  # ships 18.19.
+  local v major minor need="Node.js 18.19+ (or 20.5+)"
   command -v node >/dev/null 2>&1 ||
-    die "Node.js >= 18 is required (the hooks run with '#!/usr/bin/env node'), but 'node' is not on PATH; on Debian 12: apt-get install nodejs"
-  v=$(node --version 2>/dev/null) || die "'node --version' failed; Node.js >= 18 is required"
+    die "$need is required (the hooks run with '#!/usr/bin/env node'), but 'node' is not on PATH; on Debian 12: apt-get install nodejs"
+  v=$(node --version 2>/dev/null) || die "'node --version' failed; $need is required"
   major=${v#v}
+  minor=${major#*.}
   major=${major%%.*}
-  [[ $major =~ ^[0-9]+$ ]] || die "cannot tell the Node.js version from 'node --version': '$v'; Node.js >= 18 is required"
-  ((major >= 18)) ||
-    die "Node.js >= 18 is required, but 'node --version' says $v ($(command -v node)); on Debian 12: apt-get install nodejs (18.x), or a newer Node.js first on PATH"
+  minor=${minor%%.*}
+  [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || die "cannot tell the Node.js version from 'node --version': '$v'; $need is required"
+  if ! (((major == 18 && minor >= 19) || (major == 20 && minor >= 5) || major > 20)); then
+    die "$need is required, but 'node --version' says $v ($(command -v node)); on Debian 12: apt-get install nodejs (18.19), or a newer Node.js first on PATH"
+  fi
 }
 
 # The hooks in dist/: executable regular files (not dist/package.json, not source maps).

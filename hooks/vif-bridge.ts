@@ -14,10 +14,10 @@ const spec: HookSpec = {
   commands: vifCommands({ online: 'set up the port', offline: 'remove its rules, release the port' }),
   options: [
     TYPE_IF,
-    { key: 'bridge', type: { kind: 'ifname' }, description: 'Bridge to attach to (xenstore `bridge` wins). Default: the first bridge; xenbrN falls back to ethN when only that exists.' },
+    { key: 'bridge', type: { kind: 'ifname' }, description: 'Bridge to attach to (xenstore `bridge` wins). Default: the first bridge. A missing xenbrN is the bridge network-bridge started with vifnum=N (Xen 3.0/3.1 names), else ethN when that is a bridge.' },
     { key: 'ip', type: { kind: 'guest-ips' }, description: "The guest's addresses (xenstore `ip` wins); the only source addresses it may use." },
     { key: 'mac', type: { kind: 'mac' }, description: "The guest's MAC (xenstore `mac` wins); the only source MAC it may use." },
-    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's. A lower one lowers the bridge's MTU while the guest is on it (a warning says so); below 1280 it is refused (the kernel would strip dom0's IPv6 addresses from the bridge)." },
+    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the port and the guest (xenstore `mtu` wins). Default: the bridge's. A lower one lowers the bridge's MTU while the guest is on it (a warning says so); below 1280 it is refused on a bridge at 1280 or more (the kernel would strip dom0's IPv6 addresses from the bridge)." },
     { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },
     { key: 'firewall', type: { kind: 'enum', values: ['iptables', 'nft', 'none'] }, default: 'iptables', description: 'Firewall backend: iptables (iptables-restore + ebtables-restore; works with network-bridge antispoof=yes), nft (one nft transaction in a bridge-family table; needs the iptables FORWARD policy ACCEPT), none.' },
     { key: 'antispoof', type: { kind: 'bool' }, default: 'yes', description: "Drop what the guest sends from addresses, MACs or ARP identities not its own, DHCP server and router-advertisement traffic. Without `ip`, only the MAC is enforced." },

@@ -25,7 +25,7 @@ const spec: HookSpec = {
       type: { kind: 'ifname' },
       description: "dom0's uplink, whose primary IPv4 the device gets as a /32 and on which dom0 answers neighbour solicitations for the guest's IPv6 addresses. Default: the one network-route started here, else the device of the default route.",
     },
-    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the device and the guest (xenstore `mtu` wins). Default: the device's own." },
+    { key: 'mtu', type: { kind: 'int', min: 68, max: 65535 }, description: "MTU of the device and the guest (xenstore `mtu` wins). Default: the device's own. Below 1280 it is refused for a guest with IPv6 addresses (the kernel turns IPv6 off on the device)." },
     { key: 'vifname', type: { kind: 'ifname' }, description: 'Rename the device to this (xenstore `vifname` wins); tap devices get <vifname>-emu.' },
     {
       key: 'antispoof',

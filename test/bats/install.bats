@@ -202,14 +202,19 @@ EOF
   assert_output --partial "Usage: network-bridge COMMAND"
 }
 
-@test "Node.js older than 18 is a clear error, and nothing is installed" {
+@test "Node.js older than 18.19 (execa's floor) is a clear error, and nothing is installed" {
   mkdir -p "$BATS_TEST_TMPDIR/oldnode"
   printf '#!/bin/sh\necho v16.0.0\n' >"$BATS_TEST_TMPDIR/oldnode/node"
   chmod 755 "$BATS_TEST_TMPDIR/oldnode/node"
   PATH=$BATS_TEST_TMPDIR/oldnode:$PATH run "$PROJ/install.sh"
   assert_failure
-  assert_output --partial "Node.js >= 18 is required"
+  assert_output --partial "Node.js 18.19+ (or 20.5+) is required"
   assert_output --partial "v16.0.0"
+  [[ ! -e $SCRIPTS ]]
+  printf '#!/bin/sh\necho v18.12.1\n' >"$BATS_TEST_TMPDIR/oldnode/node"
+  PATH=$BATS_TEST_TMPDIR/oldnode:$PATH run "$PROJ/install.sh"
+  assert_failure
+  assert_output --partial "but 'node --version' says v18.12.1"
   [[ ! -e $SCRIPTS ]]
 }
 

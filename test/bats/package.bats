@@ -102,7 +102,7 @@ assert_ours_installed() {
   # package.json's version and a packaging revision.
   assert_line --regexp "^Version: $(node -p 'require(process.argv[1]).version' "$REPO/package.json" | sed 's/\./\\./g')-[0-9]+\$"
   assert_line "Architecture: all"
-  assert_line "Depends: nodejs (>= 18), iproute2, util-linux (>= 2.13)"
+  assert_line "Depends: nodejs (>= 18.19), iproute2, util-linux (>= 2.13)"
   assert_line "Recommends: iptables, ebtables, nftables, dnsmasq-base"
   assert_line "Suggests: xen-utils-common"
   [[ $DEB == */xen-nethooks_$(dpkg-deb -f "$DEB" Version)_all.deb ]]
