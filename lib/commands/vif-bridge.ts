@@ -18,8 +18,21 @@ export interface VifBridgeRecord {
   dev: string;
   bridge: string;
   firewall: FirewallBackend;
+  /** NOTRACK is in place (for firewall=iptables: in the nft companion; without nft, none). */
   notrack: boolean;
+  /**
+   * Written since NOTRACK covers frames bridged through only (nft.ts). A record without it is an
+   * earlier version's, whose firewall=iptables put NOTRACK in iptables' raw table for everything
+   * from the vif: its removal takes that out too.
+   */
+  notrackBridgedOnly?: true;
   onlineAt: string;
+}
+
+/** Whether a guard may have its NOTRACK in iptables' raw table (see notrackBridgedOnly). */
+function rawNotrack(record: VifBridgeRecord | undefined, firewall: FirewallBackend, notrack: boolean): boolean {
+  if (firewall !== 'iptables') return false;
+  return record ? record.notrack && record.notrackBridgedOnly !== true : notrack;
 }
 
 function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
@@ -46,7 +59,7 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
  * nft backend needs no probe: its transaction replaces a vif's chain and map entry in place.
  */
 async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest, host: HostState): Promise<LeftoverGuard | undefined> {
-  if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack };
+  if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack, rawNotrack: rawNotrack(record, record.firewall, record.notrack) };
   if (req.firewall !== 'iptables') return undefined;
   const dev = targetName(req);
   // netback hands over a device that is down and on no bridge; only one that an earlier online
@@ -54,7 +67,7 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
   const link = findLink(host, dev) ?? findLink(host, req.dev);
   if (!link || (!link.master && !link.flags.includes('UP'))) return undefined;
   const r = await run({ argv: ['ebtables', '-L', chainName(dev)] });
-  return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
+  return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true, rawNotrack: true } : undefined;
 }
 
 export function vifBridge(ctx: VifContext): Promise<number> {
@@ -73,7 +86,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(store.read(call.key), req, host));
       return {
         plan: on.plan,
-        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: req.notrack, onlineAt: new Date().toISOString() },
+        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),
@@ -86,8 +99,10 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const req = request(ctx, call, (m) => ctx.out.say(`warning: ${m}`));
       const dev = record?.dev ?? targetName(req);
       const firewall = record?.firewall ?? req.firewall;
+      const notrack = record?.notrack ?? req.notrack;
+      const seen = firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined;
       return {
-        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, firewall === 'iptables' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined),
+        plan: planOffline(dev, firewall, notrack, seen, rawNotrack(record, firewall, notrack)),
         dev,
         hookVars: { bridge: record?.bridge ?? req.bridge ?? '', ip: req.ip.join(' ') },
       };

@@ -85,14 +85,18 @@ export function resolveBridge(host: HostState, wanted: string | undefined): stri
 function guardOf(req: VifRequest, dev: string): VifGuard {
   const { ipv4, ipv6 } = splitAddresses(req.ip);
   // antispoof=no: no MAC, ARP, source or server checks at all (ACCEPT rules and NOTRACK remain).
-  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack: req.notrack, companion: req.firewall === 'iptables' && req.nft === true };
+  const companion = req.firewall === 'iptables' && req.nft === true;
+  // firewall=iptables has its NOTRACK in the nft companion (nft.ts: only nft can tell bridged
+  // from routed frames); without nft, none: tracked is slower, untracked routed traffic is broken.
+  const notrack = req.notrack && (req.firewall !== 'iptables' || companion);
+  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack, companion };
 }
 
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
 export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply: Command[]; remove: Command[] } {
   if (backend === 'none') return { apply: [], remove: [] };
   if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack) };
-  const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev), notrack: g.notrack };
+  const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev) };
   const companion = g.companion ? nftCompanionApply(g) : undefined;
   return {
     apply: [
@@ -105,12 +109,16 @@ export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply
   };
 }
 
-export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean): Command[] {
+/**
+ * `rawNotrack`: the guard may be an earlier version's, whose firewall=iptables put NOTRACK in
+ * iptables' raw table (iptables.ts, VifL3Removal): take that out too.
+ */
+export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean, rawNotrack = false): Command[] {
   if (backend === 'none') return [];
   if (backend === 'nft') return [nftRemove(dev, notrack)];
-  const base = { dev, chain: chainName(dev), tag: tag(dev), notrack };
+  const base = { dev, chain: chainName(dev), tag: tag(dev), raw: rawNotrack };
   // The nft companion too: whether online could add one is not known here (nft may have come or gone).
-  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), nftCompanionRemove(dev)];
+  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), nftCompanionRemove(dev, notrack)];
 }
 
 const ipBatch = (lines: string[], force = false): Command => ({
@@ -140,6 +148,8 @@ export interface LeftoverGuard {
   dev: string;
   firewall: FirewallBackend;
   notrack: boolean;
+  /** Laid by an earlier version, or not known: firewallRemoval's `rawNotrack`. */
+  rawNotrack?: boolean | undefined;
 }
 
 /**
@@ -176,7 +186,7 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
   const bridgeLink = findLink(host, bridge);
   const mtu = req.mtu ?? bridgeLink?.mtu ?? 1500;
   let guard: VifGuard | undefined;
-  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack) : [];
+  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack, leftover.rawNotrack) : [];
   if (req.firewall !== 'none') {
     guard = guardOf(req, dev);
     if (req.antispoof && req.ip.length === 0) {
@@ -185,6 +195,9 @@ export function planOnline(req: VifRequest, host: HostState, finish: (mtu: numbe
     if (!req.mac) warnings.push('guest has no mac in xenstore: source MACs are not checked');
     if (req.firewall === 'iptables' && req.antispoof && !req.nft) {
       warnings.push('nft is not installed: neighbour advertisements naming another address, and fragmented ICMPv6, are not checked (ebtables cannot see them); install nftables');
+    }
+    if (req.firewall === 'iptables' && req.notrack && !req.nft) {
+      warnings.push("nft is not installed: no NOTRACK, the guest's bridged traffic goes through conntrack (only nft can tell it from traffic dom0 routes); install nftables, or set notrack=no to silence this");
     }
     const fw = firewallCommands(req.firewall, guard);
     const guardStep = step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
@@ -205,7 +218,7 @@ export function describeGuard(g: VifGuard): string {
   const parts: string[] = [];
   if (g.mac) parts.push(`MAC ${g.mac}`);
   parts.push(g.antispoof ? `sources ${[...g.ipv4, ...g.ipv6].join(' ')}` : 'any source address');
-  if (g.notrack) parts.push('NOTRACK');
+  if (g.notrack) parts.push('NOTRACK for bridged traffic');
   return parts.join(', ');
 }
 
@@ -213,9 +226,9 @@ export function describeGuard(g: VifGuard): string {
  * offline/remove: firewall out, port released; every command tolerates what is already gone.
  * `seen`: the guard as nft lists it (iptables backend on nftables, xtables-nft.ts), when looked at.
  */
-export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard): Plan {
+export function planOffline(dev: string, firewall: FirewallBackend, notrack: boolean, seen?: XtablesGuard, rawNotrack = false): Plan {
   const steps: Step[] = [];
-  const restores = firewallRemoval(firewall, dev, notrack);
+  const restores = firewallRemoval(firewall, dev, notrack, rawNotrack);
   const fw = firewall === 'iptables' ? guardRemoval(chainName(dev), seen, restores, dev) : restores;
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.
