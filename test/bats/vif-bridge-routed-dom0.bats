@@ -285,3 +285,62 @@ EOF
   wait_until 5 has_captured lan "$SENTINEL_NAT_BPF" || fail "the sentinel did not get through the NAT: $(capture_text lan)"
   wait_until 5 has_captured lan "$SPOOF_BPF and src host $UPLINK_IP" || fail "the spoofed datagram did not arrive: $(capture_text lan)"
 }
+
+# ---------------------------------------------------------------------------------------------
+# A guard an earlier version laid (NOTRACK in iptables' raw table for everything from the vif),
+# taken out by this version's offline: exact removal across the upgrade.
+
+# old_guard: guest 1's guard as the earlier version left it: this version's, plus the raw-table
+# NOTRACK (its rule text), and a state record without notrackBridgedOnly.
+old_guard() {
+  guests iptables
+  local f
+  for f in iptables-restore ip6tables-restore; do
+    ip netns exec "$DOM0" "$f" -w --noflush <<'EOF2'
+*raw
+:XNH-vif1.0 - [0:0]
+-A XNH-vif1.0 -j NOTRACK
+-I PREROUTING 1 -m physdev --physdev-in vif1.0 -m comment --comment xen-nethooks:vif:vif1.0 -j XNH-vif1.0
+COMMIT
+EOF2
+  done
+  f=$(find "$XEN_NETHOOKS_STATE_DIR" -name 'vif-bridge.1.0.*.json' | head -1)
+  [[ -n $f ]] || fail "no state record for vif1.0: $(state_files)"
+  node -e 'const fs = require("fs"); const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); delete r.notrackBridgedOnly; fs.writeFileSync(process.argv[1], JSON.stringify(r));' "$f"
+  grep -q notrackBridgedOnly "$f" && fail "the record still says notrackBridgedOnly"
+  assert_equal "$(ip netns exec "$DOM0" iptables-save -t raw | grep -c 'XNH-vif1.0')" 3
+}
+
+@test "upgrade: offline takes out an earlier version's raw-table NOTRACK too (nft listing), and nothing of guest 2's" {
+  old_guard
+  run vb_offline 1 0
+  assert_success
+  assert_no_rules vif1.0
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial 'vif1.0'
+  assert_guarded_vif2
+}
+
+@test "upgrade: offline takes out an earlier version's raw-table NOTRACK too (by rule text, tools not nft's by name), and nothing of guest 2's" {
+  old_guard
+  local dir="$BATS_TEST_TMPDIR/wrapped" t
+  mkdir -p "$dir"
+  # The same tools under names that do not say nft: offline cannot list, it removes by rule text.
+  for t in iptables ip6tables ebtables; do
+    printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v "$t")" >"$dir/$t"
+    chmod +x "$dir/$t"
+  done
+  PATH="$dir:$PATH" run vb_offline 1 0
+  assert_success
+  refute_output --partial warning
+  assert_no_rules vif1.0
+  run ip netns exec "$DOM0" nft list ruleset
+  refute_output --partial 'vif1.0'
+  assert_guarded_vif2
+}
+
+# assert_guarded_vif2: guest 2's guard whole: its rules, its NOTRACK entry.
+assert_guarded_vif2() {
+  [[ $(rules_for vif2.0 | grep -c .) -ge 4 ]] || fail "guest 2's guard is not whole: $(rules_for vif2.0)"
+  ip netns exec "$DOM0" nft list set bridge xen-nethooks untracked | grep -qF '"vif2.0"' || fail "vif2.0 left the NOTRACK set"
+}
