@@ -18,6 +18,15 @@ vb_suite_hooks
 LAN_IP=198.51.100.1
 UPLINK_IP=198.51.100.2
 BR_IP=192.0.2.1
+# IPv6 the same way: the guests' 2001:db8::/64 behind dom0's 2001:db8::1, NATed to the LAN's.
+LAN_IP6=2001:db8:100::1
+UPLINK_IP6=2001:db8:100::2
+BR_IP6=2001:db8::1
+# As /proc/net/nf_conntrack writes them: every group, four digits.
+CT_G1IP6=2001:0db8:0000:0000:0000:0000:0000:0010
+CT_G2IP6=2001:0db8:0000:0000:0000:0000:0000:0020
+CT_LAN_IP6=2001:0db8:0100:0000:0000:0000:0000:0001
+CT_UPLINK_IP6=2001:0db8:0100:0000:0000:0000:0000:0002
 TCPECHO="$VB_ROOT/test/helpers/tcpecho.mjs"
 
 suite_setup() {
@@ -25,23 +34,31 @@ suite_setup() {
   LAN=$(vb_netns lan) || return 1
   ip -n "$DOM0" link add eth0 type veth peer name lan0 netns "$LAN" || return 1
   ip -n "$LAN" addr add "$LAN_IP/24" dev lan0
+  ip -n "$LAN" -6 addr add "$LAN_IP6/64" dev lan0 nodad
   ip -n "$LAN" link set lan0 up
   ip -n "$DOM0" addr add "$UPLINK_IP/24" dev eth0
+  ip -n "$DOM0" -6 addr add "$UPLINK_IP6/64" dev eth0 nodad
   ip -n "$DOM0" link set eth0 up
   # No physical port: the subnet is dom0's own, reached only through dom0.
   vb_bridge br0 "$VB_BR_MAC" || return 1
   ip -n "$DOM0" addr add "$BR_IP/24" dev br0
+  ip -n "$DOM0" -6 addr add "$BR_IP6/64" dev br0 nodad
   BRIDGE=br0
   # As on a dom0 whose iptables uses physdev (br_netfilter loaded): bridged IP goes through
   # iptables, so conntrack sees it unless NOTRACK keeps it out.
-  ip netns exec "$DOM0" sysctl -q -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
+  ip netns exec "$DOM0" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+    net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
   ip netns exec "$DOM0" iptables -t nat -A POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE
+  ip netns exec "$DOM0" ip6tables -t nat -A POSTROUTING -s 2001:db8::/64 -o eth0 -j MASQUERADE
   local d
   for d in 1 2; do
     vb_guest "$d" 0 bridge=br0 || return 1
     ip -n "$(vb_ns "$d" 0)" route add default via "$BR_IP"
+    ip -n "$(vb_ns "$d" 0)" -6 route add default via "$BR_IP6"
   done
-  G1IP=$(vb_ip4 1 0) G2IP=$(vb_ip4 2 0) G1MAC=$(vb_mac 1 0)
+  G1IP=$(vb_ip4 1 0) G2IP=$(vb_ip4 2 0)
+  G2IP6=$(vb_ip6 2 0)
+  [[ $(vb_ip6 1 0) == 2001:db8::10 && $G2IP6 == 2001:db8::20 ]] || fail "the guests' IPv6 addresses are not the CT_G*IP6 this file expects"
   export DOM0 LAN BRIDGE
 }
 
@@ -91,16 +108,26 @@ stateful_input() {
   "${ipt[@]}" -A INPUT -i br0 -j DROP
 }
 
-# nat_works: ICMP and TCP from guest 1 to the LAN host; the LAN sees dom0's uplink address only;
-# dom0's conntrack holds both flows with their NAT.
+# nat_works: ICMP and TCP from guest 1 to the LAN host, over IPv4 and IPv6; the LAN sees dom0's
+# uplink address only; dom0's conntrack holds the flows with their NAT.
 nat_works() {
   capture_start lan "$LAN" lan0
-  tcp_server "$LAN" "$LAN_IP" 7000
+  tcp_server "$LAN" :: 7000
   run vb_gexec 1 0 ping -c 2 -i 0.2 -W 2 "$LAN_IP"
   assert_success
   run tcp_echo "$(vb_ns 1 0)" "$LAN_IP" 7000
   assert_success
   assert_line 'echo: through'
+  run vb_gexec 1 0 ping -6 -c 2 -i 0.2 -W 2 "$LAN_IP6"
+  assert_success
+  run tcp_echo "$(vb_ns 1 0)" "$LAN_IP6" 7000
+  assert_success
+  assert_line 'echo: through'
+  wait_until 5 has_captured lan "tcp and src host $UPLINK_IP6 and dst port 7000" || fail "no TCP from dom0's IPv6 address at the LAN: $(capture_text lan)"
+  has_captured lan "icmp6 and ip6[40] = 128 and src host $UPLINK_IP6" || fail "no IPv6 ping from dom0's address at the LAN: $(capture_text lan)"
+  ! has_captured lan 'src net 2001:db8::/64' || fail "the guest's own IPv6 address reached the LAN (not NATed): $(capture_text lan 'src net 2001:db8::/64')"
+  [[ -n $(conntrack_lines "^ipv6 .* tcp .* src=$CT_G1IP6 dst=$CT_LAN_IP6 sport=[0-9]+ dport=7000 src=$CT_LAN_IP6 dst=$CT_UPLINK_IP6 ") ]] ||
+    fail "no NATed IPv6 TCP flow in dom0's conntrack: $(conntrack_lines .)"
   wait_until 5 has_captured lan "tcp and src host $UPLINK_IP and dst port 7000" || fail "no TCP from dom0's address at the LAN: $(capture_text lan)"
   has_captured lan "icmp[icmptype] = icmp-echo and src host $UPLINK_IP" || fail "no ping from dom0's address at the LAN: $(capture_text lan)"
   ! has_captured lan 'src net 192.0.2.0/24' || fail "the guest's own address reached the LAN (not NATed): $(capture_text lan 'src net 192.0.2.0/24')"
@@ -110,27 +137,32 @@ nat_works() {
     fail "no NATed TCP flow in dom0's conntrack: $(conntrack_lines .)"
 }
 
-# nat_broken: what the earlier rule did: neither ping nor TCP gets through the NAT (the LAN's
-# echo server on port 7000 must be running).
+# nat_broken: what the earlier rule did: neither ping nor TCP gets through the NAT, over IPv4 and
+# IPv6 (the LAN's echo server on port 7000 must be running).
 nat_broken() {
   run vb_gexec 1 0 ping -c 1 -W 1 "$LAN_IP"
   assert_failure
   run tcp_echo "$(vb_ns 1 0)" "$LAN_IP" 7000
   assert_failure
+  run vb_gexec 1 0 ping -6 -c 1 -W 1 "$LAN_IP6"
+  assert_failure
 }
 
-# bridged_untracked FIREWALL: guest 1 pings guest 2 and talks TCP to it, bridged through br0:
-# both directions pass the NOTRACK rule (its counter) and no conntrack entry is made.
+# bridged_untracked FIREWALL: guest 1 pings guest 2 (IPv4, IPv6) and talks TCP to it, bridged
+# through br0: both directions pass the NOTRACK rule (its counter) and no conntrack entry is made.
 bridged_untracked() {
   local before after
   before=$(notrack_count "$1")
   tcp_server "$(vb_ns 2 0)" "$G2IP" 7002
   run vb_gexec 1 0 ping -c 2 -i 0.2 -W 2 "$G2IP"
   assert_success
+  run vb_gexec 1 0 ping -6 -c 2 -i 0.2 -W 2 "$G2IP6"
+  assert_success
   run tcp_echo "$(vb_ns 1 0)" "$G2IP" 7002
   assert_success
   assert_line 'echo: through'
-  run conntrack_lines "src=($G1IP|$G2IP) dst=($G1IP|$G2IP) "
+  local g="($G1IP|$G2IP|$CT_G1IP6|$CT_G2IP6)"
+  run conntrack_lines "src=$g dst=$g "
   assert_output ''
   after=$(notrack_count "$1")
   ((after > before)) || fail "the NOTRACK rule counted nothing ($before, then $after): $(ip netns exec "$DOM0" nft list table bridge xen-nethooks)"
@@ -180,7 +212,7 @@ SENTINEL_NAT_BPF="udp dst port 9 and src host $UPLINK_IP"
 
 # ---------------------------------------------------------------------------------------------
 
-@test "firewall=iptables: ICMP and TCP from the guests reach the LAN through dom0's MASQUERADE; the LAN sees dom0's address; offline leaves nothing" {
+@test "firewall=iptables: ICMP and TCP from the guests reach the LAN through dom0's MASQUERADE (IPv4 and IPv6); the LAN sees dom0's address; offline leaves nothing" {
   guests iptables
   nat_works
   assert_notrack_rule
@@ -190,7 +222,7 @@ SENTINEL_NAT_BPF="udp dst port 9 and src host $UPLINK_IP"
   refute_output --regexp 'vif[12]\.0'
 }
 
-@test "firewall=nft: ICMP and TCP from the guests reach the LAN through dom0's MASQUERADE; the LAN sees dom0's address; offline leaves nothing" {
+@test "firewall=nft: ICMP and TCP from the guests reach the LAN through dom0's MASQUERADE (IPv4 and IPv6); the LAN sees dom0's address; offline leaves nothing" {
   guests nft
   nat_works
   assert_notrack_rule
@@ -201,12 +233,14 @@ SENTINEL_NAT_BPF="udp dst port 9 and src host $UPLINK_IP"
 }
 
 @test "control: NOTRACK for everything from the vif (the rule before issue 14) breaks the NAT, on both backends' places for it" {
-  tcp_server "$LAN" "$LAN_IP" 7000
+  tcp_server "$LAN" :: 7000
   guests iptables
-  # The earlier iptables backend's rule: raw PREROUTING, every frame from the vif.
+  # The earlier iptables backend's rules: raw PREROUTING, every frame from the vif.
   ip netns exec "$DOM0" iptables -t raw -I PREROUTING -m physdev --physdev-in vif1.0 -j NOTRACK
+  ip netns exec "$DOM0" ip6tables -t raw -I PREROUTING -m physdev --physdev-in vif1.0 -j NOTRACK
   nat_broken
   ip netns exec "$DOM0" iptables -t raw -D PREROUTING -m physdev --physdev-in vif1.0 -j NOTRACK
+  ip netns exec "$DOM0" ip6tables -t raw -D PREROUTING -m physdev --physdev-in vif1.0 -j NOTRACK
   guests_offline iptables
   guests nft
   # The earlier nft backend's rule: the same set, without the packet type.
@@ -254,6 +288,9 @@ EOF
   run vb_gexec 1 0 ping -c 1 -W 2 "$G2IP"
   assert_success
   [[ -n $(conntrack_lines "^ipv4 .* icmp .* src=$G1IP dst=$G2IP ") ]] || fail "no conntrack entry for bridged traffic even without NOTRACK: $(conntrack_lines .)"
+  run vb_gexec 1 0 ping -6 -c 1 -W 2 "$G2IP6"
+  assert_success
+  [[ -n $(conntrack_lines "^ipv6 .* icmpv6 .* src=$CT_G1IP6 dst=$CT_G2IP6 ") ]] || fail "no conntrack entry for bridged IPv6 even without NOTRACK: $(conntrack_lines .)"
   # Untracked traffic to dom0 (the earlier rule) does not get through this INPUT policy.
   ip netns exec "$DOM0" iptables -t raw -I PREROUTING -m physdev --physdev-in vif1.0 -j NOTRACK
   run vb_gexec 1 0 ping -c 1 -W 1 "$BR_IP"
