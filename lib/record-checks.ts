@@ -11,7 +11,7 @@ import type { HostRoute, RouteRecord, RoutedVif } from './plans/route.ts';
 import type { FirewallBackend } from './firewall/guard.ts';
 import {
   array, boolean, nullableString, number, object, oneOf, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,
-  type Fields,
+  ShapeError, type Fields,
 } from './record-shape.ts';
 
 export interface VifBridgeRecord {
@@ -19,8 +19,21 @@ export interface VifBridgeRecord {
   dev: string;
   bridge: string;
   firewall: FirewallBackend;
+  /** NOTRACK is in place (for firewall=iptables: in the nft companion; without nft, none). */
   notrack: boolean;
+  /**
+   * Written since NOTRACK covers frames bridged through only (nft.ts). A record without it is an
+   * earlier version's, whose firewall=iptables put NOTRACK in iptables' raw table for everything
+   * from the vif: its removal takes that out too.
+   */
+  notrackBridgedOnly?: true;
   onlineAt: string;
+}
+
+/** A flag that is present only as `true`. */
+function trueOnly(o: Fields, key: string): true {
+  if (!boolean(o, key)) throw new ShapeError(`${key} is false, but is written only as true`);
+  return true;
 }
 
 export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
@@ -31,6 +44,7 @@ export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
     bridge: string(o, 'bridge'),
     firewall: oneOf<FirewallBackend>(o, 'firewall', ['iptables', 'nft', 'none']),
     notrack: boolean(o, 'notrack'),
+    ...(o['notrackBridgedOnly'] === undefined ? {} : { notrackBridgedOnly: trueOnly(o, 'notrackBridgedOnly') }),
     onlineAt: string(o, 'onlineAt'),
   };
 }

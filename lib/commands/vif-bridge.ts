@@ -17,6 +17,15 @@ const NAME = 'vif-bridge';
 
 export type { VifBridgeRecord };
 
+/**
+ * Whether a guard may have its NOTRACK in iptables' raw table (see notrackBridgedOnly). With no
+ * record ('unknown' backend) it may, if notrack was asked for.
+ */
+function rawNotrack(record: VifBridgeRecord | undefined, firewall: FirewallBackend | 'unknown', notrack: boolean): boolean {
+  if (firewall !== 'iptables' && firewall !== 'unknown') return false;
+  return record ? record.notrack && record.notrackBridgedOnly !== true : notrack;
+}
+
 function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
   const o = withXenstore(ctx, call.xs, XENSTORE_KEYS, onInvalid);
   return {
@@ -41,7 +50,7 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
  * nft backend needs no probe: its transaction replaces a vif's chain and map entry in place.
  */
 async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifRequest, host: HostState, distrusted: boolean): Promise<LeftoverGuard | undefined> {
-  if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack };
+  if (record) return { dev: record.dev, firewall: record.firewall, notrack: record.notrack, rawNotrack: rawNotrack(record, record.firewall, record.notrack) };
   if (req.firewall !== 'iptables') return undefined;
   const dev = targetName(req);
   // netback hands over a device that is down and on no bridge; only one that an earlier online
@@ -51,7 +60,7 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
   const link = findLink(host, dev) ?? findLink(host, req.dev);
   if (!distrusted && (!link || (!link.master && !link.flags.includes('UP')))) return undefined;
   const r = await run({ argv: ['ebtables', '-L', chainName(dev)] });
-  return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true } : undefined;
+  return r.exitCode === 0 ? { dev, firewall: 'iptables', notrack: true, rawNotrack: true } : undefined;
 }
 
 /**
@@ -98,7 +107,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(record, req, host, distrusted), started);
       return {
         plan: on.plan,
-        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: req.notrack, onlineAt: new Date().toISOString() },
+        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),
@@ -113,9 +122,10 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       // Without a record nothing says which backend online used (firewall= may have changed
       // since, or the record was lost): both come out, by name.
       const firewall = record?.firewall ?? 'unknown';
+      const notrack = record?.notrack ?? req.notrack;
       const seen = firewall === 'iptables' || firewall === 'unknown' ? await observeXtablesGuard(ctx.env, chainName(dev), ['iptables', 'ip6tables', 'ebtables'], dev) : undefined;
       return {
-        plan: planOffline(dev, firewall, record?.notrack ?? req.notrack, onPath('nft', ctx.env), seen),
+        plan: planOffline(dev, firewall, notrack, onPath('nft', ctx.env), seen, rawNotrack(record, firewall, notrack)),
         dev,
         hookVars: { bridge: record?.bridge ?? req.bridge ?? '', ip: req.ip.join(' ') },
       };

@@ -21,12 +21,15 @@ export interface VifGuard {
    * Undefined counts as true.
    */
   l2?: boolean | undefined;
-  /** Keep the guest's traffic out of dom0's conntrack table. */
+  /**
+   * Keep the guest's traffic that is bridged through out of dom0's conntrack table (never what
+   * goes up to dom0: routed, NATed, for dom0 itself; nft.ts). Always in nft's bridge table.
+   */
   notrack: boolean;
   /**
    * firewall=iptables only: also put the checks ebtables cannot express (a neighbour
-   * advertisement's target, fragmented ICMPv6) in nft's bridge table (nft.ts, `nftCompanion`).
-   * Set where `nft` is installed.
+   * advertisement's target, fragmented ICMPv6), and NOTRACK, in nft's bridge table (nft.ts,
+   * `nftCompanionApply`). Set where `nft` is installed.
    */
   companion?: boolean | undefined;
 }

@@ -38,13 +38,14 @@ export function comment(tag: string): string[] {
 /**
  * The layer-3 side of a vif's guard, for iptables and ip6tables: the original vif-bridge's ACCEPT
  * rules (so guests work under network-bridge antispoof=yes, FORWARD policy DROP), gathered in a
- * per-vif chain, and NOTRACK in the raw table so guest traffic stays out of conntrack. These
- * match only when bridged traffic is passed to iptables (bridge-nf-call-iptables=1); the actual
- * spoof filter is layer 2 (ebtables.ts), which needs no such setting.
+ * per-vif chain. These match only when bridged traffic is passed to iptables
+ * (bridge-nf-call-iptables=1); the actual spoof filter is layer 2 (ebtables.ts), which needs no
+ * such setting. NOTRACK is not here: the raw table cannot tell a frame bridged through from one
+ * dom0 routes (nft.ts), so it lives in the nft companion.
  *
- * The built-in chains hold nothing but jumps to the vif's own chains (filter and raw, both named
- * `chain`): a jump's target is what nft can still read of an iptables-nft rule, so the whole
- * guard can be found again from nft and removed in one transaction (xtables-nft.ts).
+ * The built-in chains hold nothing but jumps to the vif's own chains (all named `chain`): a
+ * jump's target is what nft can still read of an iptables-nft rule, so the whole guard can be
+ * found again from nft and removed in one transaction (xtables-nft.ts).
  */
 export interface VifL3 {
   dev: string;
@@ -52,16 +53,22 @@ export interface VifL3 {
   tag: string;
   /** Source addresses to accept; undefined: accept any source (no antispoof). */
   sources: string[] | undefined;
-  notrack: boolean;
   /** IPv4 only: DHCP discovery from 0.0.0.0. */
   dhcp: boolean;
 }
 
-function jumps(v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>, op: '-I' | '-D'): { raw: string[]; filter: string[] } {
+/**
+ * What removal takes out. `raw`: also the raw table's PREROUTING jump and chain that earlier
+ * versions laid for NOTRACK (everything from the vif, routed traffic included: that broke
+ * guests dom0 routes or NATs), for a guard an earlier version put in place.
+ */
+export type VifL3Removal = Pick<VifL3, 'dev' | 'chain' | 'tag'> & { raw: boolean };
+
+function jumps(v: VifL3Removal, op: '-I' | '-D'): { raw: string[]; filter: string[] } {
   const pos = op === '-I' ? ' 1' : '';
   const c = `-m comment --comment ${v.tag}`;
   return {
-    raw: v.notrack ? [`${op} PREROUTING${pos} -m physdev --physdev-in ${v.dev} ${c} -j ${v.chain}`] : [],
+    raw: v.raw ? [`${op} PREROUTING${pos} -m physdev --physdev-in ${v.dev} ${c} -j ${v.chain}`] : [],
     filter: [
       `${op} FORWARD${pos} -m physdev --physdev-in ${v.dev} --physdev-is-bridged ${c} -j ${v.chain}`,
       `${op} FORWARD${pos} -m physdev --physdev-out ${v.dev} --physdev-is-bridged ${c} -j ${v.chain}`,
@@ -70,7 +77,7 @@ function jumps(v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>, op: '-I' | '
 }
 
 export function l3Apply(family: 4 | 6, v: VifL3): Command {
-  const { raw, filter } = jumps(v, '-I');
+  const { filter } = jumps({ ...v, raw: false }, '-I');
   const accepts = v.sources === undefined
     ? [`-A ${v.chain} -j ACCEPT`]
     : [
@@ -81,15 +88,12 @@ export function l3Apply(family: 4 | 6, v: VifL3): Command {
         // Link-local (NDP, DHCPv6 client) and :: (duplicate address detection), as at layer 2.
         ...(family === 6 ? [`-A ${v.chain} -s fe80::/10 -j ACCEPT`, `-A ${v.chain} -s ::/128 -j ACCEPT`] : []),
       ];
-  const script = [
-    ...(raw.length ? ['*raw', `:${v.chain} - [0:0]`, `-A ${v.chain} -j NOTRACK`, ...raw, 'COMMIT'] : []),
-    '*filter', `:${v.chain} - [0:0]`, ...accepts, ...filter, 'COMMIT', '',
-  ].join('\n');
+  const script = ['*filter', `:${v.chain} - [0:0]`, ...accepts, ...filter, 'COMMIT', ''].join('\n');
   return { argv: [family === 4 ? 'iptables-restore' : 'ip6tables-restore', '-w', '--noflush'], input: script };
 }
 
 /** One transaction; if a piece is gone already, piecewise removal that tolerates that. */
-export function l3Remove(family: 4 | 6, v: Pick<VifL3, 'dev' | 'chain' | 'tag' | 'notrack'>): Command {
+export function l3Remove(family: 4 | 6, v: VifL3Removal): Command {
   const { raw, filter } = jumps(v, '-D');
   const own = [`-F ${v.chain}`, `-X ${v.chain}`];
   const script = [

@@ -9,6 +9,16 @@
  * IPv4, IPv6 and MACs went through). prerouting at -300 puts the untracked mark on frames
  * before conntrack (at -200 in the IP families) sees them.
  *
+ * NOTRACK is for what the bridge carries *through*, never for what goes up to dom0: traffic dom0
+ * routes or NATs for the guest (MASQUERADE needs conntrack) and traffic for dom0 itself (a
+ * stateful INPUT policy needs it). The bridge tells them apart before this hook: a frame to the
+ * bridge device's own MAC is marked PACKET_HOST (br_handle_frame, before the bridge family's
+ * prerouting), a unicast frame to anyone else stays PACKET_OTHERHOST (eth_type_trans on the vif),
+ * and dom0 can neither route nor receive those. Broadcast and multicast go up to dom0 too, so
+ * they stay tracked. `meta pkttype other` is what no iptables rule can test: by iptables' raw
+ * table br_netfilter has turned PACKET_OTHERHOST into PACKET_HOST; so firewall=iptables puts its
+ * NOTRACK here too, in the companion (nftCompanionApply).
+ *
  * Note: this cannot override an iptables FORWARD policy of DROP (network-bridge antispoof=yes):
  * a drop in any table is final. Use firewall=iptables there.
  */
@@ -31,7 +41,7 @@ function base(): string[] {
     `add chain ${T} forward { type filter hook forward priority -200; policy accept; }`,
     `add chain ${T} input { type filter hook input priority -200; policy accept; }`,
     `flush chain ${T} prerouting`,
-    `add rule ${T} prerouting iifname @untracked notrack`,
+    `add rule ${T} prerouting iifname @untracked meta pkttype other notrack`,
     `flush chain ${T} forward`,
     `add rule ${T} forward iifname vmap @vifs`,
     `flush chain ${T} input`,
@@ -135,28 +145,31 @@ export function nftRemove(dev: string, notrack: boolean): Command {
 /**
  * firewall=iptables: the checks ebtables cannot express, in this table's chain for the vif
  * (fragmented ICMPv6, and with ip= a neighbour advertisement's target); they only drop, so they
- * add to ebtables' guard whichever of the two sees a frame first. None with antispoof=no.
+ * add to ebtables' guard whichever of the two sees a frame first. With antispoof=no the chain
+ * stays empty. And NOTRACK, for frames bridged through only (see the top of this file). None
+ * when there is neither a guard nor NOTRACK.
  */
 export function nftCompanionApply(g: VifGuard): Command | undefined {
-  if (g.l2 === false) return undefined;
+  if (g.l2 === false && !g.notrack) return undefined;
   const c = chain(g.dev);
   const r = (expr: string) => `add rule ${T} ${c} ${expr}`;
   const script = [
     ...base(),
     `add chain ${T} ${c}`,
     `flush chain ${T} ${c}`,
-    ...fragments(r),
-    ...(g.antispoof ? naTarget(g, r) : []),
+    ...(g.l2 === false ? [] : fragments(r)),
+    ...(g.l2 !== false && g.antispoof ? naTarget(g, r) : []),
     `add element ${T} vifs { "${g.dev}" : jump ${c} }`,
+    ...(g.notrack ? [`add element ${T} untracked { "${g.dev}" }`] : []),
     '',
   ].join('\n');
   return { argv: ['nft', '-f', '-'], input: script };
 }
 
-/** Its removal: as the nft backend's, without NOTRACK; where there is none, nothing to do. */
-export function nftCompanionRemove(dev: string): Command {
-  return nftRemove(dev, false);
+/** Its removal: as the nft backend's; where there is none, nothing to do. */
+export function nftCompanionRemove(dev: string, notrack: boolean): Command {
+  return nftRemove(dev, notrack);
 }
 
 /** The companion's pieces, for one nft transaction that removes a whole guard (xtables-nft.ts). */
-export const NFT_COMPANION = { table: NFT_TABLE, family: 'bridge', map: 'vifs', chain } as const;
+export const NFT_COMPANION = { table: NFT_TABLE, family: 'bridge', map: 'vifs', untracked: 'untracked', chain } as const;

@@ -41,10 +41,11 @@ export interface XtablesGuard {
   /** Where the vif's own chain exists: flushed, then deleted. */
   chains: Array<{ family: string; table: string }>;
   /**
-   * vif-bridge: its nft companion (nft.ts), when asked for: the vif's entry in the dispatch map
-   * and its chain, each where it exists. Removed in the same transaction.
+   * vif-bridge: its nft companion (nft.ts), when asked for: the vif's entry in the dispatch map,
+   * its chain, and its entry in the NOTRACK set, each where it exists. Removed in the same
+   * transaction.
    */
-  companion?: { element: boolean; chain: boolean };
+  companion?: { element: boolean; chain: boolean; untracked: boolean };
 }
 
 /** The program a command name resolves to on PATH, symlinks (alternatives) followed. */
@@ -91,11 +92,13 @@ export function xtablesOnNft(env: NodeJS.ProcessEnv, tools: readonly string[]): 
  * that it does not rewrite root's ~/.nft.history on every offline.
  */
 export function guardListing(chain: string, companionDev?: string): Command {
-  const { family, table, map } = NFT_COMPANION;
+  const { family, table, map, untracked } = NFT_COMPANION;
   const lines = [
     ...BUILTIN.map(([f, t, c]) => `list chain ${f} ${t} ${c}`),
     ...OWN_TABLES.map(([f, t]) => `list chain ${f} ${t} ${chain}`),
-    ...(companionDev === undefined ? [] : [`list chain ${family} ${table} ${NFT_COMPANION.chain(companionDev)}`, `list map ${family} ${table} ${map}`]),
+    ...(companionDev === undefined ? [] : [
+      `list chain ${family} ${table} ${NFT_COMPANION.chain(companionDev)}`, `list map ${family} ${table} ${map}`, `list set ${family} ${table} ${untracked}`,
+    ]),
   ];
   return { argv: ['env', 'HOME=/nonexistent', 'nft', '-j', '-a', '-i'], input: lines.join('\n') + '\n' };
 }
@@ -103,6 +106,7 @@ export function guardListing(chain: string, companionDev?: string): Command {
 interface NftObject {
   chain?: { family: string; table: string; name: string };
   map?: { family: string; table: string; name: string; elem?: unknown[] };
+  set?: { family: string; table: string; name: string; elem?: unknown[] };
   rule?: { family: string; table: string; chain: string; handle: number; expr?: unknown[] };
 }
 
@@ -114,8 +118,8 @@ function jumpTarget(expr: unknown[] | undefined): string | undefined {
 /** What `guardListing` printed, reduced to the guard's pieces; lines that are no JSON are skipped. */
 export function parseGuardListing(stdout: string, chain: string, companionDev?: string): XtablesGuard {
   const found: XtablesGuard = { listed: 0, jumps: [], chains: [] };
-  const { family, table, map } = NFT_COMPANION;
-  const companion = companionDev === undefined ? undefined : { element: false, chain: false };
+  const { family, table, map, untracked } = NFT_COMPANION;
+  const companion = companionDev === undefined ? undefined : { element: false, chain: false, untracked: false };
   if (companion) found.companion = companion;
   const inCompanionTable = (o: { family: string; table: string }) => o.family === family && o.table === table;
   const builtin = new Set(BUILTIN.map(([f, t, c]) => `${f} ${t} ${c}`));
@@ -135,6 +139,8 @@ export function parseGuardListing(stdout: string, chain: string, companionDev?: 
       if (companion && o.chain && inCompanionTable(o.chain) && o.chain.name === NFT_COMPANION.chain(companionDev ?? '')) companion.chain = true;
       // A map's elements: [key, verdict] pairs.
       if (companion && o.map && inCompanionTable(o.map) && o.map.name === map && o.map.elem?.some((e) => Array.isArray(e) && e[0] === companionDev)) companion.element = true;
+      // A set's elements: the keys themselves.
+      if (companion && o.set && inCompanionTable(o.set) && o.set.name === untracked && o.set.elem?.includes(companionDev)) companion.untracked = true;
       const r = o.rule;
       if (r && builtin.has(`${r.family} ${r.table} ${r.chain}`) && jumpTarget(r.expr) === chain) {
         found.jumps.push({ family: r.family, table: r.table, chain: r.chain, handle: r.handle });
@@ -150,7 +156,7 @@ export function parseGuardListing(stdout: string, chain: string, companionDev?: 
  * restores in `fallback` do it by rule text instead.
  */
 export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: readonly Command[], companionDev?: string): Command {
-  const { family, table, map } = NFT_COMPANION;
+  const { family, table, map, untracked } = NFT_COMPANION;
   const own = `${family} ${table} ${NFT_COMPANION.chain(companionDev ?? '')}`;
   const lines = [
     ...g.jumps.map((j) => `delete rule ${j.family} ${j.table} ${j.chain} handle ${j.handle}`),
@@ -158,6 +164,7 @@ export function removeInOneCommit(chain: string, g: XtablesGuard, fallback: read
     ...g.chains.map((c) => `delete chain ${c.family} ${c.table} ${chain}`),
     // The map entry first: a chain that a verdict still jumps to cannot be deleted.
     ...(g.companion?.element ? [`delete element ${family} ${table} ${map} { "${companionDev}" }`] : []),
+    ...(g.companion?.untracked ? [`delete element ${family} ${table} ${untracked} { "${companionDev}" }`] : []),
     ...(g.companion?.chain ? [`flush chain ${own}`, `delete chain ${own}`] : []),
   ];
   return { argv: ['nft', '-f', '-'], input: lines.join('\n') + '\n', fallback: { when: [''], commands: fallback } };
@@ -191,6 +198,6 @@ export function listingComplete(stderr: string): boolean {
  */
 export function guardRemoval(chain: string, seen: XtablesGuard | undefined, restores: readonly Command[], companionDev?: string): Command[] {
   if (!seen) return [...restores];
-  if (!seen.jumps.length && !seen.chains.length && !seen.companion?.element && !seen.companion?.chain) return [];
+  if (!seen.jumps.length && !seen.chains.length && !seen.companion?.element && !seen.companion?.chain && !seen.companion?.untracked) return [];
   return [removeInOneCommit(chain, seen, restores, companionDev)];
 }

@@ -121,14 +121,18 @@ export function resolveBridge(host: HostState, wanted: string | undefined, start
 function guardOf(req: VifRequest, dev: string): VifGuard {
   const { ipv4, ipv6 } = splitAddresses(req.ip);
   // antispoof=no: no MAC, ARP, source or server checks at all (ACCEPT rules and NOTRACK remain).
-  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack: req.notrack, companion: req.firewall === 'iptables' && req.nft === true };
+  const companion = req.firewall === 'iptables' && req.nft === true;
+  // firewall=iptables has its NOTRACK in the nft companion (nft.ts: only nft can tell bridged
+  // from routed frames); without nft, none: tracked is slower, untracked routed traffic is broken.
+  const notrack = req.notrack && (req.firewall !== 'iptables' || companion);
+  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack, companion };
 }
 
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
 export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply: Command[]; remove: Command[] } {
   if (backend === 'none') return { apply: [], remove: [] };
   if (backend === 'nft') return { apply: [nftApply(g)], remove: firewallRemoval(backend, g.dev, g.notrack, true) };
-  const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev), notrack: g.notrack };
+  const base = { dev: g.dev, chain: chainName(g.dev), tag: tag(g.dev) };
   const companion = g.companion ? nftCompanionApply(g) : undefined;
   return {
     apply: [
@@ -145,12 +149,14 @@ export function firewallCommands(backend: FirewallBackend, g: VifGuard): { apply
  * `nft`: nft is installed (observed). With firewall=iptables the companion comes out too, whether
  * or not this vif's online added one (nft may have come since); where nft is not installed there
  * is no companion to remove, and no removal that would need the program.
+ * `rawNotrack`: the guard may be an earlier version's, whose firewall=iptables put NOTRACK in
+ * iptables' raw table (iptables.ts, VifL3Removal): take that out too.
  */
-export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean, nft: boolean): Command[] {
+export function firewallRemoval(backend: FirewallBackend, dev: string, notrack: boolean, nft: boolean, rawNotrack = false): Command[] {
   if (backend === 'none') return [];
   if (backend === 'nft') return [nftRemove(dev, notrack)];
-  const base = { dev, chain: chainName(dev), tag: tag(dev), notrack };
-  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), ...(nft ? [nftCompanionRemove(dev)] : [])];
+  const base = { dev, chain: chainName(dev), tag: tag(dev), raw: rawNotrack };
+  return [ebtablesRemove(dev), l3Remove(4, base), l3Remove(6, base), ...(nft ? [nftCompanionRemove(dev, notrack)] : [])];
 }
 
 const ipBatch = (lines: string[], force = false): Command => ({
@@ -183,6 +189,8 @@ export interface LeftoverGuard {
   dev: string;
   firewall: FirewallBackend;
   notrack: boolean;
+  /** Laid by an earlier version, or not known: firewallRemoval's `rawNotrack`. */
+  rawNotrack?: boolean | undefined;
 }
 
 /**
@@ -241,7 +249,7 @@ export function planOnline(
     warnings.push(`mtu=${req.mtu} is below bridge ${bridge}'s MTU ${bridgeLink.mtu}: the kernel lowers ${bridge} to ${req.mtu} while this guest is on it (as with Xen's vif-bridge), and raises it again when it leaves`);
   }
   let guard: VifGuard | undefined;
-  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack, req.nft === true) : [];
+  const stale = leftover ? firewallRemoval(leftover.firewall, leftover.dev, leftover.notrack, req.nft === true, leftover.rawNotrack) : [];
   if (req.firewall !== 'none') {
     guard = guardOf(req, dev);
     if (req.antispoof && req.ip.length === 0) {
@@ -250,6 +258,9 @@ export function planOnline(
     if (!req.mac) warnings.push('guest has no mac in xenstore: source MACs are not checked');
     if (req.firewall === 'iptables' && req.antispoof && !req.nft) {
       warnings.push('nft is not installed: neighbour advertisements naming another address, and fragmented ICMPv6, are not checked (ebtables cannot see them); install nftables');
+    }
+    if (req.firewall === 'iptables' && req.notrack && !req.nft) {
+      warnings.push("nft is not installed: no NOTRACK, the guest's bridged traffic goes through conntrack (only nft can tell it from traffic dom0 routes); install nftables, or set notrack=no to silence this");
     }
     const fw = firewallCommands(req.firewall, guard);
     const guardStep = step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
@@ -275,7 +286,7 @@ export function describeGuard(g: VifGuard): string {
   const parts: string[] = [];
   if (g.mac) parts.push(`MAC ${g.mac}`);
   parts.push(g.antispoof ? `sources ${[...g.ipv4, ...g.ipv6].join(' ')}` : 'any source address');
-  if (g.notrack) parts.push('NOTRACK');
+  if (g.notrack) parts.push('NOTRACK for bridged traffic');
   return parts.join(', ');
 }
 
@@ -285,12 +296,12 @@ export function describeGuard(g: VifGuard): string {
  * firewall 'unknown' (no record, or one that cannot be trusted): both backends' guards come out,
  * by the device's chain names (XNH-<dev>, vif-<dev>), NOTRACK included.
  */
-export function planOffline(dev: string, firewall: FirewallBackend | 'unknown', notrack: boolean, nft: boolean, seen?: XtablesGuard): Plan {
+export function planOffline(dev: string, firewall: FirewallBackend | 'unknown', notrack: boolean, nft: boolean, seen?: XtablesGuard, rawNotrack = false): Plan {
   const steps: Step[] = [];
   const fw = firewall === 'unknown'
-    ? [...guardRemoval(chainName(dev), seen, firewallRemoval('iptables', dev, true, nft), dev), ...(nft ? firewallRemoval('nft', dev, true, nft) : [])]
+    ? [...guardRemoval(chainName(dev), seen, firewallRemoval('iptables', dev, true, nft, rawNotrack), dev), ...(nft ? firewallRemoval('nft', dev, true, nft) : [])]
     : firewall === 'iptables'
-      ? guardRemoval(chainName(dev), seen, firewallRemoval(firewall, dev, notrack, nft), dev)
+      ? guardRemoval(chainName(dev), seen, firewallRemoval(firewall, dev, notrack, nft, rawNotrack), dev)
       : firewallRemoval(firewall, dev, notrack, nft);
   // Restores one after the other: removals wait for the kernel (an RCU grace period per nftables
   // commit that deletes) and those commits serialize, so starting them at once gains nothing.

@@ -73,14 +73,15 @@ $dup"
   local key
   for key in 'ebtables/filter|-A FORWARD -i vifN -j XNH-vifN' 'ebtables/filter|-A INPUT -i vifN -j XNH-vifN' \
     'ebtables/filter|-A XNH-vifN -s ! MAC -j DROP' 'iptables/filter|-A XNH-vifN -s IP4/32 -j ACCEPT' \
-    'ip6tables/filter|-A XNH-vifN -s IP6/128 -j ACCEPT' \
-    'iptables/raw|-A PREROUTING -m physdev --physdev-in vifN -m comment --comment "xen-nethooks:vif:vifN" -j XNH-vifN' \
-    'iptables/raw|-A XNH-vifN -j NOTRACK'; do
+    'ip6tables/filter|-A XNH-vifN -s IP6/128 -j ACCEPT'; do
     grep -qxF -- "$key" <<<"$per" || fail "vif1.0's guard lacks '$key': $per"
   done
   run bash -c 'templated() { '"$(declare -f templated | sed '1,2d;$d')"'; }; templated | sort | uniq -c | awk -v n="$1" '\''$1 != n { print "count " $1 ": " $0; bad = 1 } END { exit bad }'\'' ' _ "$N" <<<"$ours"
   assert_success
   assert_equal "$(templated <<<"$ours" | sort -u)" "$(uniq <<<"$per")"
+  # NOTRACK: every vif once in nft's set (the companion's), none in iptables' raw table.
+  assert_equal "$(ip netns exec "$DOM0" nft list set bridge xen-nethooks untracked | grep -oE '"vif[0-9]+\.0"' | sort -u | wc -l)" "$N"
+  ! grep -q '/raw|' <<<"$ours" || fail "raw-table rules: $(grep '/raw|' <<<"$ours")"
   # A sample, spelled out: vif17.0's ebtables jump and its IPv6 source rule, once each.
   assert_equal "$(grep -cxF 'ebtables/filter|-A FORWARD -i vif17.0 -j XNH-vif17.0' <<<"$ours")" 1
   assert_equal "$(grep -cxF 'ip6tables/filter|-A XNH-vif17.0 -s 2001:db8:17::1/128 -j ACCEPT' <<<"$ours")" 1

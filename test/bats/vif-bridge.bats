@@ -24,14 +24,14 @@ assert_released() {
 }
 
 # The guard of DEV is there: its ebtables chain is jumped to from FORWARD and INPUT, its iptables
-# and ip6tables chains from FORWARD, and NOTRACK in raw PREROUTING of both.
+# and ip6tables chains from FORWARD, and NOTRACK in nft's bridge table (the nft companion: for
+# frames bridged through only), none in iptables' raw table. With no-nft: no NOTRACK at all.
 assert_guarded() {
   local dev=$1 rules
   rules=$(rules_for "$dev")
   local want=(
     "-A FORWARD -i $dev -j XNH-$dev"
     "-A INPUT -i $dev -j XNH-$dev"
-    "-A PREROUTING -m physdev --physdev-in $dev"
     "-A FORWARD -m physdev --physdev-in $dev --physdev-is-bridged"
     "-A FORWARD -m physdev --physdev-out $dev --physdev-is-bridged"
   )
@@ -40,6 +40,10 @@ assert_guarded() {
     grep -qF -- "$w" <<<"$rules" || fail "no '$w' for $dev in:
 $rules"
   done
+  ! grep -q -- "-A PREROUTING" <<<"$rules" || fail "a raw-table rule for $dev: $rules"
+  [[ ${2:-} != no-nft ]] || return 0
+  ip netns exec "$DOM0" nft list set bridge xen-nethooks untracked | grep -qF -- "\"$dev\"" ||
+    fail "$dev is not in the NOTRACK set: $(ip netns exec "$DOM0" nft list table bridge xen-nethooks)"
 }
 
 @test "online: connected, frontend mtu, port on the bridge with fe:ff:ff:ff:ff:ff and the bridge's MTU, up; the guest pings the LAN and another guest" {
@@ -474,8 +478,9 @@ offline_with_nft() {
 @test "offline whose one nft transaction is refused: the restores remove the guard instead" {
   # nft that lists, but refuses every batch (as if a rule changed between listing and removal).
   offline_with_nft refusing '[ "$1" = -f ] && { echo "Error: Could not process rule: No such file or directory" >&2; exit 1; }'
-  # The companion's removal is refused too, and retried piece by piece (this nft refuses those as well).
-  assert_equal "$(offline_firewall_cmds)" $'nft -f -\n'"$RESTORES"$'\nnft -f -\nnft -f -\nnft -f -'
+  # The companion's removal is refused too, and retried piece by piece (this nft refuses those as
+  # well): map entry, NOTRACK set entry, flush and delete of its chain.
+  assert_equal "$(offline_firewall_cmds)" $'nft -f -\n'"$RESTORES"$'\nnft -f -\nnft -f -\nnft -f -\nnft -f -'
   assert_no_guard_at_all
 }
 
@@ -519,8 +524,8 @@ offline_with_nft() {
   local saved
   saved=$(ip netns exec "$DOM0" "$dir/iptables-save"; ip netns exec "$DOM0" "$dir/ip6tables-save")
   grep -qE -- '^-A FORWARD -m physdev --physdev-in vif1\.0 --physdev-is-bridged .*-j XNH-vif1\.0$' <<<"$saved" || fail "no FORWARD jump in the legacy tables: $saved"
-  grep -qE -- '^-A PREROUTING -m physdev --physdev-in vif1\.0 .*-j XNH-vif1\.0$' <<<"$saved" || fail "no raw jump in the legacy tables: $saved"
-  assert_equal "$(grep -c -- '^-A XNH-vif1.0 -j NOTRACK$' <<<"$saved")" 2
+  # NOTRACK is nft's (the companion), not the raw table's.
+  assert_equal "$(grep -c -- 'NOTRACK\|^-A PREROUTING' <<<"$saved")" 0
   # Nothing of ours in the nft-backed iptables tables; the layer-2 guard is ebtables' as ever.
   assert_equal "$(ip netns exec "$DOM0" sh -c 'iptables-save; ip6tables-save' | grep -c 'XNH-' || :)" 0
   ip netns exec "$DOM0" ebtables-save | grep -qF -- '-A FORWARD -i vif1.0 -j XNH-vif1.0' || fail "no ebtables guard"
@@ -542,14 +547,15 @@ hook_without_nft() {
     "$VB_HOOK_BIN" "$1" type_if=vif </dev/null
 }
 
-@test "firewall=iptables where nft is not installed: online warns that NA targets and fragmented ICMPv6 go unchecked, the rest of the guard is in place, offline leaves nothing" {
+@test "firewall=iptables where nft is not installed: online warns that NA targets and fragmented ICMPv6 go unchecked and that there is no NOTRACK, the rest of the guard is in place, offline leaves nothing" {
   [[ -x /usr/sbin/nft ]] || skip "nft is not at /usr/sbin/nft here"
   vb_dom0
   vb_guest 1 0
   run hook_without_nft online
   assert_success
   assert_output --partial 'warning: nft is not installed'
-  assert_guarded vif1.0
+  assert_output --partial 'no NOTRACK'
+  assert_guarded vif1.0 no-nft
   run ip netns exec "$DOM0" nft list ruleset
   refute_output --partial xen-nethooks
   run hook_without_nft offline

@@ -405,9 +405,11 @@ $a"
   b=$(df_rules_for b "$dev")
   grep -q -- "-A FORWARD -i $dev -j XNH-$dev" <<<"$b" || fail "no ebtables guard for $dev on our side:
 $b"
-  grep -q -- "raw -A PREROUTING -m physdev --physdev-in $dev .*-j XNH-$dev\$" <<<"$b" &&
-    grep -qx -- "iptables/raw -A XNH-$dev -j NOTRACK" <<<"$b" || fail "no NOTRACK for $dev on our side:
+  # NOTRACK is in nft's bridge table (for frames bridged through only), never iptables' raw table.
+  ! grep -q -- "/raw " <<<"$b" || fail "raw-table rules for $dev on our side:
 $b"
+  ip netns exec "$(df_ns b)" nft list set bridge xen-nethooks untracked 2>&1 | grep -qF -- "\"$dev\"" ||
+    fail "no NOTRACK for $dev on our side: $(ip netns exec "$(df_ns b)" nft list ruleset 2>&1)"
 }
 
 df_no_rules_at_all() {

@@ -64,14 +64,18 @@ test('nft: tags, ARP shape, DHCP by port, fragments, NA target', () => {
   ]) assert.ok(s.includes(e), e);
 });
 
-test('the nft companion of firewall=iptables: fragments and NA target only, no NOTRACK; none with antispoof=no', () => {
+test('the nft companion of firewall=iptables: fragments and NA target, and NOTRACK; antispoof=no: NOTRACK only; neither: none', () => {
   const s = nftCompanionApply(guard())?.input ?? '';
   const rules = lines(s).filter((l) => l.startsWith('add rule bridge xen-nethooks vif-vif1.0'));
   assert.equal(rules.length, 2);
   assert.match(s, /add element bridge xen-nethooks vifs \{ "vif1.0" : jump vif-vif1.0 \}/);
-  assert.doesNotMatch(s, /untracked \{ "vif1.0"/);
+  assert.match(s, /^add element bridge xen-nethooks untracked \{ "vif1.0" \}$/m);
+  assert.doesNotMatch(nftCompanionApply(guard({ notrack: false }))?.input ?? '', /untracked \{ "vif1.0"/);
   assert.equal(lines(nftCompanionApply(guard({ antispoof: false }))?.input).filter((l) => l.startsWith('add rule bridge xen-nethooks vif-')).length, 1);
-  assert.equal(nftCompanionApply(guard({ l2: false })), undefined);
+  const open = nftCompanionApply(guard({ l2: false }))?.input ?? '';
+  assert.equal(lines(open).filter((l) => l.startsWith('add rule bridge xen-nethooks vif-')).length, 0, 'antispoof=no: no checks');
+  assert.match(open, /^add element bridge xen-nethooks untracked \{ "vif1.0" \}$/m, 'antispoof=no: NOTRACK stays');
+  assert.equal(nftCompanionApply(guard({ l2: false, notrack: false })), undefined);
 });
 
 test('xtables-nft: the companion is listed, and removed in the same transaction (map entry before chain)', () => {
@@ -83,9 +87,9 @@ test('xtables-nft: the companion is listed, and removed in the same transaction 
     JSON.stringify({ nftables: [meta, { map: { family: 'bridge', table: 'xen-nethooks', name: 'vifs', elem: [['vif1.00', { jump: { target: 'vif-vif1.00' } }], ['vif1.0', { jump: { target: 'vif-vif1.0' } }]] } }] }),
   ].join('\n');
   const seen = parseGuardListing(out, 'XNH-vif1.0', 'vif1.0');
-  assert.deepEqual(seen.companion, { element: true, chain: true });
+  assert.deepEqual(seen.companion, { element: true, chain: true, untracked: false });
   assert.equal(removeInOneCommit('XNH-vif1.0', seen, [], 'vif1.0').input, [
     'flush chain bridge filter XNH-vif1.0', 'delete chain bridge filter XNH-vif1.0',
     'delete element bridge xen-nethooks vifs { "vif1.0" }', 'flush chain bridge xen-nethooks vif-vif1.0', 'delete chain bridge xen-nethooks vif-vif1.0', ''].join('\n'));
-  assert.deepEqual(parseGuardListing(out.split('\n')[0] ?? '', 'XNH-vif1.0', 'vif1.0').companion, { element: false, chain: false });
+  assert.deepEqual(parseGuardListing(out.split('\n')[0] ?? '', 'XNH-vif1.0', 'vif1.0').companion, { element: false, chain: false, untracked: false });
 });
