@@ -10,6 +10,7 @@ import { parseBackendPath } from '../xenstore.ts';
 import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
 import type { BadRecord } from '../state.ts';
 import { natRecords } from './network-records.ts';
+import { guardRepair, guardStatus, routedGuardEntry } from './vif-guards.ts';
 import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -44,9 +45,13 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
 
 const DEVID_MAX = 2 ** 31 - 1;
 
+const NAME = 'vif-nat';
+
 export function vifNat(ctx: VifContext): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, { name: NAME, check: checkVifNatRecord, entry: (r) => routedGuardEntry(r.layout) });
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, { name: NAME, check: checkVifNatRecord, entry: (r) => routedGuardEntry(r.layout) });
   return runVifHook<VifNatRecord>(ctx, {
-    name: 'vif-nat',
+    name: NAME,
     check: checkVifNatRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
