@@ -13,7 +13,7 @@
  */
 import { formatCommand, type Command } from '../exec.ts';
 import { execute } from '../executor.ts';
-import { comparePieces, describeMissing, expectedPieces, listFirewall, toolsFor, type FirewallListing, type Piece } from '../firewall/guard-check.ts';
+import { comparePieces, describeMissing, expectedPieces, listFirewall, toolsFor, type FirewallListing, type Piece, type PieceState } from '../firewall/guard-check.ts';
 import { withLock } from '../lock.ts';
 import { step, type Plan } from '../plan.ts';
 import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
@@ -91,6 +91,8 @@ export interface VifStatus {
 interface Checked {
   status: VifStatus;
   commands?: GuardCommands;
+  /** The pieces as found, when they could be listed. */
+  pieces?: PieceState[];
 }
 
 /** The domid of a record key (<domid>.<devid>.<type_if>). */
@@ -152,8 +154,9 @@ function checkOne(hook: string, key: string, file: string, e: GuardEntry, seen: 
   const pieces = piecesOf(e.guard);
   const failed = [...toolsFor(pieces)].flatMap((t) => seen.failed.get(t) ?? []);
   if (failed.length) return { status: { ...base, guard: 'unknown', missing: failed, repairable: true }, commands: e.guard };
-  const missing = describeMissing(comparePieces(pieces, seen));
-  return { status: { ...base, guard: missing.length ? 'incomplete' : 'complete', missing, repairable: true }, commands: e.guard };
+  const states = comparePieces(pieces, seen);
+  const missing = describeMissing(states);
+  return { status: { ...base, guard: missing.length ? 'incomplete' : 'complete', missing, repairable: true }, commands: e.guard, pieces: states };
 }
 
 async function checkAll<R>(ctx: VifContext, layout: GuardLayout<R>): Promise<Checked[]> {
@@ -200,11 +203,25 @@ export async function guardStatus<R>(ctx: VifContext, layout: GuardLayout<R>): P
   return all.every(sound) ? 0 : EXIT_INCOMPLETE;
 }
 
-/** The repair of one guard: what remains of it out, by name, then all of it in. */
-function repairPlan(s: VifStatus, g: GuardCommands): Plan {
+/** A removal that goes on whatever it meets: for the passes that take out a jump laid twice. */
+function tolerant(c: Command): Command {
+  if (!c.fallback) return { ...c, tolerate: [''] };
+  return { ...c, fallback: { when: c.fallback.when, commands: c.fallback.commands.map(tolerant) } };
+}
+
+/**
+ * The repair of one guard: what remains of it out, by name, then all of it in. A removal takes
+ * out one rule per rule text, so a jump found N times (laid twice by hand, or by a tool that
+ * replayed a saved ruleset on top) gets N-1 extra passes first; their failures (the chain still
+ * referenced) are expected, and the last pass is the ordinary removal.
+ */
+function repairPlan(c: Checked, g: GuardCommands): Plan {
+  const s = c.status;
+  const passes = Math.max(1, ...(c.pieces ?? []).filter((p) => p.want > 0).map((p) => Math.ceil(p.have / p.want)));
+  const extra = Array.from({ length: passes - 1 }, () => g.remove.map(tolerant)).flat();
   // No undo: a repair that fails half-way leaves what it laid, which guards more than the
   // incomplete guard it found; the next repair starts over from whatever is there.
-  return { steps: [step(`repair-${s.dev}`, `lay ${s.dev}'s guard again (${s.missing.join('; ')})`, [...g.remove, ...g.apply], [])] };
+  return { steps: [step(`repair-${s.dev}`, `lay ${s.dev}'s guard again (${s.missing.join('; ')})`, [...extra, ...g.remove, ...g.apply], [])] };
 }
 
 /**
@@ -217,7 +234,7 @@ export async function guardRepair<R>(ctx: VifContext, layout: GuardLayout<R>): P
   const { out, env, flags } = ctx;
   if (flags.dryRun) {
     const todo = (await checkAll(ctx, layout)).filter((c) => c.commands && !sound(c.status));
-    const plan: Plan = { steps: todo.flatMap((c) => (c.commands ? repairPlan(c.status, c.commands).steps : [])) };
+    const plan: Plan = { steps: todo.flatMap((c) => (c.commands ? repairPlan(c, c.commands).steps : [])) };
     printPlan(`${ctx.spec.name} repair`, plan, flags, { command: 'repair' });
     return 0;
   }
@@ -227,7 +244,7 @@ export async function guardRepair<R>(ctx: VifContext, layout: GuardLayout<R>): P
     const todo = (await checkAll(ctx, layout)).filter((c) => c.commands && c.status.guard !== 'complete');
     for (const c of todo) {
       if (!c.commands) continue;
-      const plan = repairPlan(c.status, c.commands);
+      const plan = repairPlan(c, c.commands);
       try {
         requireTools(planPrograms(plan), env, `${ctx.spec.name} repair ${c.status.dev}`);
         out.log.warn({ dev: c.status.dev, missing: c.status.missing, cmds: plan.steps.flatMap((s) => s.run.map(formatCommand)) }, 'guard incomplete: laying it again');

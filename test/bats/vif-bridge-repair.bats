@@ -128,6 +128,7 @@ two_guests() {
   before=$(fw_dump)
   ip netns exec "$DOM0" ebtables -D FORWARD -i vif1.0 -j XNH-vif1.0
   ip netns exec "$DOM0" ebtables -D INPUT -i vif1.0 -j XNH-vif1.0
+  ip netns exec "$DOM0" ebtables -F XNH-vif1.0
   ip netns exec "$DOM0" ebtables -X XNH-vif1.0
   run -3 bash -c "ip netns exec '$DOM0' '$VB_HOOK_BIN' status --json </dev/null"
   run jq -c '[.[] | [.dev, .guard, (.missing | map(select(startswith("ebtables"))) | length > 0)]]' <<<"$output"
