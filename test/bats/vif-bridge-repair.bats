@@ -24,7 +24,8 @@ hook() {
 snapshot() {
   fw_dump
   echo '## nft'
-  ip netns exec "$DOM0" nft -j list ruleset
+  # Handles in, counters out: traffic meanwhile (a guest's DAD, RS) is no change.
+  ip netns exec "$DOM0" nft -j list ruleset | jq -c 'walk(if type == "object" and has("counter") then .counter = null else . end)'
 }
 
 # nft_rules CHAIN: how many rules chain CHAIN of the bridge table xen-nethooks holds.
@@ -68,7 +69,7 @@ two_guests() {
 @test "nft flush ruleset: status says both unguarded; repair lays each guard once; spoofs dropped again; a second repair changes nothing" {
   two_guests
   local before after
-  before=$(snapshot | jq -S . 2>/dev/null || snapshot)
+  before=$(fw_dump)
   [[ $(spoof_seen 1 0) == 0 ]] || fail "guest 1's spoof passed its guard before the flush"
   [[ $(spoof_seen 2 0) == 0 ]] || fail "guest 2's spoof passed its guard before the flush"
   local ebt ipt4 ipt6 c1 c2
@@ -106,7 +107,7 @@ two_guests() {
   assert_equal "$(nft_rules vif-vif2.0)" "$c2"
   assert_equal "$(nft_rules forward)" 1
   # The xtables rules read the same as online laid them.
-  assert_equal "$(fw_dump)" "$(printf '%s\n' "$before" | sed '/^## nft$/,$d')"
+  assert_equal "$(fw_dump)" "$before"
 
   [[ $(spoof_seen 1 0) == 0 ]] || fail "guest 1's spoof passed the repaired guard"
   [[ $(spoof_seen 2 0) == 0 ]] || fail "guest 2's spoof passed the repaired guard"
