@@ -8,6 +8,7 @@ import type { BridgeRecord } from '../plans/bridge.ts';
 import { firewallCommands, firewallRemoval, planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
 import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
 import { BadRecord, StateStore } from '../state.ts';
+import { startRules } from './start-rules.ts';
 import { guardRepair, guardStatus, type GuardEntry, type GuardLayout } from './vif-guards.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
@@ -83,7 +84,14 @@ function guardEntry(r: VifBridgeRecord, env: NodeJS.ProcessEnv): GuardEntry {
   return { ...entry, guard: { apply: firewallCommands(r.firewall, g).apply, remove: firewallRemoval(r.firewall, r.dev, r.notrack, nft), ownChains: [chainName(r.dev)] } };
 }
 
-export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = { name: NAME, check: checkVifBridgeRecord, entry: guardEntry };
+export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = {
+  name: NAME,
+  check: checkVifBridgeRecord,
+  entry: guardEntry,
+  // network-bridge antispoof=yes: the uplink's ACCEPT and the FORWARD policy DROP.
+  starts: (env, onBad) => startRules<BridgeRecord>(env, 'network-bridge', checkBridgeRecord, /^(antispoof-accept|forward-policy)$/, (r) => r.bridge, 'antispoof=yes', onBad)
+    .filter((s) => s.rules.length > 0),
+};
 
 export function vifBridge(ctx: VifContext): Promise<number> {
   if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_BRIDGE_GUARDS);

@@ -23,6 +23,7 @@ import type { RoutedVif } from '../plans/route.ts';
 import { requireTools, planPrograms } from '../tools.ts';
 import { readOptional } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
+import { missingRules, type StartRule, type StartRules } from './start-rules.ts';
 import type { VifContext } from './vif-hotplug.ts';
 
 /** Exit status of status/repair when a guard is not complete (or cannot be known to be). */
@@ -52,6 +53,8 @@ export interface GuardLayout<R> {
   name: string;
   check: RecordCheck<R>;
   entry(record: R, env: NodeJS.ProcessEnv): GuardEntry;
+  /** The network script's start records whose rules a reload removes too (start-rules.ts). */
+  starts?(env: NodeJS.ProcessEnv, onBad: (b: BadRecord) => void): StartRules[];
 }
 
 /** vif-route's and vif-nat's: the source guard online laid (source-guard.ts), from the record's layout. */
@@ -93,6 +96,8 @@ interface Checked {
   commands?: GuardCommands;
   /** The pieces as found, when they could be listed. */
   pieces?: PieceState[];
+  /** A start record's rules that are missing, in start's order. */
+  startFix?: StartRule[];
 }
 
 /** The domid of a record key (<domid>.<devid>.<type_if>). */
@@ -168,7 +173,23 @@ async function checkAll<R>(ctx: VifContext, layout: GuardLayout<R>): Promise<Che
     if (domid !== undefined) c.status.domid = domid;
     c.status.domain = await domainName(domid);
   }
-  return [...out, ...bad.map((status) => ({ status }))];
+  const startBad: VifStatus[] = [];
+  for (const st of layout.starts?.(ctx.env, (b) => startBad.push({ hook: st0(b), key: b.key, file: b.path, guard: 'bad-record', missing: [], repairable: false, problem: b.problem })) ?? []) {
+    const missing = await missingRules(st);
+    out.push({
+      status: {
+        hook: st.hook, key: st.key, file: st.file, dev: st.dev, backend: 'iptables', policy: st.policy,
+        guard: missing.length ? 'incomplete' : 'complete', missing: missing.map((r) => `${r.what}: missing`), repairable: true,
+      },
+      startFix: missing,
+    });
+  }
+  return [...out, ...bad.map((status) => ({ status })), ...startBad.map((status) => ({ status }))];
+}
+
+/** The hook a bad start record belongs to, from its file name (<hook>.<key>.json). */
+function st0(b: BadRecord): string {
+  return b.path.split('/').pop()?.split('.')[0] ?? 'unknown';
 }
 
 const sound = (s: VifStatus) => s.guard === 'complete' || s.guard === 'none';
@@ -176,9 +197,9 @@ const sound = (s: VifStatus) => s.guard === 'complete' || s.guard === 'none';
 function line(s: VifStatus): string {
   if (s.guard === 'bad-record') return `${s.key}: state record ${s.file} cannot be trusted: ${s.problem}`;
   const what = [
-    `${s.dev} (domain ${s.domain ?? 'unknown'}${s.domid === undefined ? '' : `, domid ${s.domid}`})`,
+    s.domain === undefined ? `${s.hook} ${s.dev}` : `${s.dev} (domain ${s.domain}${s.domid === undefined ? '' : `, domid ${s.domid}`})`,
     ...(s.bridge ? [`bridge ${s.bridge}`] : []),
-    `addresses ${s.addresses?.join(' ') || '(none)'}`,
+    ...(s.addresses ? [`addresses ${s.addresses.join(' ') || '(none)'}`] : []),
     `${s.backend}: ${s.policy}`,
   ].join(', ');
   const guard = s.guard === 'complete' ? 'guard complete'
@@ -224,6 +245,16 @@ function repairPlan(c: Checked, g: GuardCommands): Plan {
   return { steps: [step(`repair-${s.dev}`, `lay ${s.dev}'s guard again (${s.missing.join('; ')})`, [...extra, ...g.remove, ...g.apply], [])] };
 }
 
+/** What repair runs for one line of status; undefined when it cannot do anything for it. */
+function fixPlan(c: Checked): Plan | undefined {
+  if (c.commands) return repairPlan(c, c.commands);
+  if (c.startFix?.length) {
+    // Only what is missing, in start's order (the uplink's ACCEPT before the FORWARD policy DROP).
+    return { steps: [step(`repair-${c.status.hook}-${c.status.dev}`, `lay again what ${c.status.hook} start laid for ${c.status.dev} (${c.status.missing.join('; ')})`, c.startFix.map((r) => r.lay), [])] };
+  }
+  return undefined;
+}
+
 /**
  * `repair [--dry-run] [--json]`: every incomplete guard laid again, under the `iptables` lock
  * (checked again there, so that an online or offline running meanwhile is not undone). Exit 0
@@ -233,24 +264,25 @@ function repairPlan(c: Checked, g: GuardCommands): Plan {
 export async function guardRepair<R>(ctx: VifContext, layout: GuardLayout<R>): Promise<number> {
   const { out, env, flags } = ctx;
   if (flags.dryRun) {
-    const todo = (await checkAll(ctx, layout)).filter((c) => c.commands && !sound(c.status));
-    const plan: Plan = { steps: todo.flatMap((c) => (c.commands ? repairPlan(c, c.commands).steps : [])) };
+    const todo = (await checkAll(ctx, layout)).filter((c) => !sound(c.status));
+    const plan: Plan = { steps: todo.flatMap((c) => fixPlan(c)?.steps ?? []) };
     printPlan(`${ctx.spec.name} repair`, plan, flags, { command: 'repair' });
     return 0;
   }
   let failed = 0;
   const repaired: string[] = [];
   await withLock('iptables', env, async () => {
-    const todo = (await checkAll(ctx, layout)).filter((c) => c.commands && c.status.guard !== 'complete');
+    const todo = (await checkAll(ctx, layout)).filter((c) => c.status.guard !== 'complete');
     for (const c of todo) {
-      if (!c.commands) continue;
-      const plan = repairPlan(c, c.commands);
+      const plan = fixPlan(c);
+      if (!plan) continue;
       try {
         requireTools(planPrograms(plan), env, `${ctx.spec.name} repair ${c.status.dev}`);
         out.log.warn({ dev: c.status.dev, missing: c.status.missing, cmds: plan.steps.flatMap((s) => s.run.map(formatCommand)) }, 'guard incomplete: laying it again');
         await execute(plan, { log: out.log, say: out.say });
         repaired.push(c.status.dev ?? c.status.key);
-        out.say(`repair ${c.status.dev}: guard laid again (was missing: ${c.status.missing.join('; ')})`);
+        const who = c.startFix ? `${c.status.hook} ${c.status.dev}: rules` : `${c.status.dev}: guard`;
+        out.say(`repair ${who} laid again (was missing: ${c.status.missing.join('; ')})`);
       } catch (e) {
         failed++;
         out.say(`error: repair ${c.status.dev}: ${(e as Error).message}`);

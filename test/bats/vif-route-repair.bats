@@ -69,3 +69,49 @@ snapshot() {
   run hook status
   assert_success
 }
+
+@test "vif-nat: network-nat's MASQUERADE and the guest's source guard flushed: both reported, both laid again once" {
+  run rt_net network-nat start
+  assert_success
+  rt_guest 1 0
+  run rt_vif vif-nat online 1 0
+  assert_success
+  ip -n "$GUEST" addr add 10.0.1.1/16 dev eth0
+  ip -n "$GUEST" addr add 10.0.1.99/32 dev eth0
+  ip -n "$GUEST" route add default via 10.0.1.128
+  run ip netns exec "$DOM0" "$RT_DIST/vif-nat" status
+  assert_success
+  assert_output --partial 'network-nat eth0, iptables: MASQUERADE: guard complete'
+  local before
+  before=$(snapshot | grep -E '^[-:].*(XNH|MASQUERADE)')
+  [[ $before == *MASQUERADE* ]] || fail "no MASQUERADE rule to start from: $before"
+  rt_listen "$LAN" 9999
+  rt_send "$GUEST" 10.0.1.1 "$NB_GW" 9999 masq-before
+  wait_until 5 rt_heard "$LAN" 9999 "from $NB_DOM0_IP: masq-before" || fail "not masqueraded before the flush: $(cat "$NB_TMP/listen-$LAN-9999")"
+
+  ip netns exec "$DOM0" nft flush ruleset
+  run -3 bash -c "ip netns exec '$DOM0' '$RT_DIST/vif-nat' status --json </dev/null"
+  run jq -c '[.[] | [.hook, .dev, .guard]]' <<<"$output"
+  assert_output '[["vif-nat","vif1.0","incomplete"],["network-nat","eth0","incomplete"]]'
+  # Control: unmasqueraded and unguarded now.
+  rt_send "$GUEST" 10.0.1.1 "$NB_GW" 9999 masq-gone
+  wait_until 5 rt_heard "$LAN" 9999 "from 10.0.1.1: masq-gone" || fail "control: the datagram did not arrive unmasqueraded: $(cat "$NB_TMP/listen-$LAN-9999")"
+  ! rt_spoof_dropped "$LAN" 9999 "$GUEST" 10.0.1.99 10.0.1.1 "$NB_GW" || fail "control: with the guard flushed the spoof did not arrive"
+
+  run ip netns exec "$DOM0" "$RT_DIST/vif-nat" repair
+  assert_success
+  assert_output --partial 'repair vif1.0: guard laid again'
+  assert_output --partial 'repair network-nat eth0: rules laid again'
+  assert_equal "$(snapshot | grep -E '^[-:].*(XNH|MASQUERADE)')" "$before"
+  rt_send "$GUEST" 10.0.1.1 "$NB_GW" 9999 masq-after
+  wait_until 5 rt_heard "$LAN" 9999 "from $NB_DOM0_IP: masq-after" || fail "not masqueraded after the repair: $(cat "$NB_TMP/listen-$LAN-9999")"
+  rt_spoof_dropped "$LAN" 9999 "$GUEST" 10.0.1.99 10.0.1.1 "$NB_GW" || fail "spoof reached lan after the repair"
+
+  before=$(snapshot)
+  run ip netns exec "$DOM0" "$RT_DIST/vif-nat" repair
+  assert_success
+  assert_output --partial '0 guard(s) laid again, 2 of 2 complete'
+  assert_equal "$(snapshot)" "$before"
+  run rt_net network-nat stop
+  assert_success
+}
