@@ -174,7 +174,7 @@ async function checkAll<R>(ctx: VifContext, layout: GuardLayout<R>): Promise<Che
     c.status.domain = await domainName(domid);
   }
   const startBad: VifStatus[] = [];
-  for (const st of layout.starts?.(ctx.env, (b) => startBad.push({ hook: st0(b), key: b.key, file: b.path, guard: 'bad-record', missing: [], repairable: false, problem: b.problem })) ?? []) {
+  for (const st of layout.starts?.(ctx.env, (b) => startBad.push({ hook: hookOfFile(b), key: b.key, file: b.path, guard: 'bad-record', missing: [], repairable: false, problem: b.problem })) ?? []) {
     const missing = await missingRules(st);
     out.push({
       status: {
@@ -188,7 +188,7 @@ async function checkAll<R>(ctx: VifContext, layout: GuardLayout<R>): Promise<Che
 }
 
 /** The hook a bad start record belongs to, from its file name (<hook>.<key>.json). */
-function st0(b: BadRecord): string {
+function hookOfFile(b: BadRecord): string {
   return b.path.split('/').pop()?.split('.')[0] ?? 'unknown';
 }
 
