@@ -5,9 +5,11 @@ import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
 import type { BridgeRecord } from '../plans/bridge.ts';
-import { planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
+import { firewallCommands, firewallRemoval, planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
 import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
 import { BadRecord, StateStore } from '../state.ts';
+import { startRules } from './start-rules.ts';
+import { guardRepair, guardStatus, type GuardEntry, type GuardLayout } from './vif-guards.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -77,7 +79,32 @@ function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): Sta
   return out;
 }
 
+/** A record as status and repair see it (vif-guards.ts): the guard online laid, laid the same way again. */
+function guardEntry(r: VifBridgeRecord, env: NodeJS.ProcessEnv): GuardEntry {
+  const nft = onPath('nft', env);
+  const policy = r.guard
+    ? [r.guard.l2 === false ? 'antispoof=no' : r.guard.antispoof ? 'MAC and addresses enforced' : 'MAC only (no ip)', ...(r.notrack ? ['NOTRACK'] : [])].join(', ')
+    : r.firewall === 'none' ? 'no guard' : 'unknown (old record)';
+  const entry = { dev: r.dev, bridge: r.bridge, addresses: r.ip ?? (r.guard ? [...r.guard.ipv4, ...r.guard.ipv6] : []), backend: `firewall=${r.firewall}`, policy };
+  if (r.firewall === 'none') return { ...entry, guard: undefined };
+  if (!r.guard) return { ...entry, guard: 'no-inputs' };
+  // The companion as online decides it: where nft is installed now (it may have come or gone since).
+  const g = { ...r.guard, companion: r.firewall === 'iptables' && nft };
+  return { ...entry, guard: { apply: firewallCommands(r.firewall, g).apply, remove: firewallRemoval(r.firewall, r.dev, r.notrack, nft), ownChains: [chainName(r.dev)] } };
+}
+
+export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = {
+  name: NAME,
+  check: checkVifBridgeRecord,
+  entry: guardEntry,
+  // network-bridge antispoof=yes: the uplink's ACCEPT and the FORWARD policy DROP.
+  starts: (env, onBad) => startRules<BridgeRecord>(env, 'network-bridge', checkBridgeRecord, /^(antispoof-accept|forward-policy)$/, (r) => r.bridge, 'antispoof=yes', onBad)
+    .filter((s) => s.rules.length > 0),
+};
+
 export function vifBridge(ctx: VifContext): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_BRIDGE_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_BRIDGE_GUARDS);
   const store = new StateStore<VifBridgeRecord>(ctx.env, NAME, checkVifBridgeRecord);
   return runVifHook<VifBridgeRecord>(ctx, {
     name: NAME,
@@ -107,7 +134,11 @@ export function vifBridge(ctx: VifContext): Promise<number> {
       const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(record, req, host, distrusted), started);
       return {
         plan: on.plan,
-        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
+        record: {
+          version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString(),
+          // What status shows and repair lays again (vif-guards.ts).
+          ip: req.ip, ...(on.guard ? { guard: on.guard } : {}),
+        },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),

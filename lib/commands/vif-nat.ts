@@ -7,9 +7,11 @@ import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVif
 import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
 import { targetName } from '../plans/vif-bridge.ts';
 import { parseBackendPath } from '../xenstore.ts';
-import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
+import { checkNatRecord, checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
 import type { BadRecord } from '../state.ts';
 import { natRecords } from './network-records.ts';
+import { startRules } from './start-rules.ts';
+import { guardRepair, guardStatus, routedGuardEntry, type GuardLayout } from './vif-guards.ts';
 import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -44,9 +46,21 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
 
 const DEVID_MAX = 2 ** 31 - 1;
 
+const NAME = 'vif-nat';
+
+/** status/repair (vif-guards.ts): the guests' source guards, and network-nat's MASQUERADE. */
+const VIF_NAT_GUARDS: GuardLayout<VifNatRecord> = {
+  name: NAME,
+  check: checkVifNatRecord,
+  entry: (r) => routedGuardEntry(r.layout),
+  starts: (env, onBad) => startRules(env, 'network-nat', checkNatRecord, /^masquerade$/, (r) => r.netdev, 'MASQUERADE', onBad),
+};
+
 export function vifNat(ctx: VifContext): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_NAT_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_NAT_GUARDS);
   return runVifHook<VifNatRecord>(ctx, {
-    name: 'vif-nat',
+    name: NAME,
     check: checkVifNatRecord,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);

@@ -16,6 +16,7 @@ import { targetName } from '../plans/vif-bridge.ts';
 import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 import { routeRecords } from './network-records.ts';
+import { guardRepair, guardStatus, routedGuardEntry } from './vif-guards.ts';
 import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -39,6 +40,8 @@ function ipv6Disabled(): boolean {
 }
 
 export function vifRoute(ctx: VifContext): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, { name: NAME, check: checkVifRouteRecord, entry: (r) => routedGuardEntry(r.layout) });
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, { name: NAME, check: checkVifRouteRecord, entry: (r) => routedGuardEntry(r.layout) });
   const store = new StateStore<VifRouteRecord>(ctx.env, NAME, checkVifRouteRecord);
   return runVifHook<VifRouteRecord>(ctx, {
     name: NAME,

@@ -15,6 +15,9 @@ import { isBridge, linkCmd } from '../net/link.ts';
 import { PlanError, step, unlocked, type Plan, type Step } from '../plan.ts';
 
 export type VifCommand = 'online' | 'offline' | 'add' | 'remove';
+
+/** Commands about every vif online here, not one: no vif/XENBUS_PATH (vif-guards.ts). */
+export type VifHostCommand = 'status' | 'repair';
 export type TypeIf = 'vif' | 'tap';
 
 export interface VifRequest {
