@@ -51,7 +51,7 @@ ours_by_table() {
 
 # templated: those lines with the vif's number, MAC and addresses replaced by placeholders.
 templated() {
-  sed -E 's/vif[0-9]+\.0/vifN/g; s/00:16:3e:00:[0-9a-f]{2}:00/MAC/g; s/10\.0\.[0-9]+\.1/IP4/g; s/2001:db8:[0-9]+::1/IP6/g'
+  sed -E 's/vif[0-9]+\.0/vifN/g; s/00:16:3e:00:[0-9a-f]{2}:00/MAC/g; s/10\.0\.[0-9]+\.1/IP4/g; s/2001:db8:[0-9]+::1/IP6/g; s/fe80::216:3eff:fe00:[0-9a-f]{1,2}00/LL6/g'
 }
 
 @test "$N vifs onlined at once: all connected, every rule present exactly once; $N offlined at once: zero rules" {
