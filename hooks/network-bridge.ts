@@ -7,7 +7,7 @@ import type { HookSpec } from '../lib/cli/spec.ts';
 import type { VlanSpec } from '../lib/cli/values.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-bridge.ts';
 import { openOutput } from '../lib/log.ts';
-import type { BridgeRequest } from '../lib/plans/bridge.ts';
+import type { BridgeRequest } from '../lib/plans/network-bridge.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 export const spec: HookSpec = {

@@ -6,7 +6,7 @@ import type { Invocation } from '../lib/cli/args.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-nat.ts';
 import { openOutput } from '../lib/log.ts';
-import { DEFAULT_SUBNET, type NetworkNatRequest } from '../lib/plans/nat.ts';
+import { DEFAULT_SUBNET, type NetworkNatRequest } from '../lib/plans/network-nat.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 const spec: HookSpec = {

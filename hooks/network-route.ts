@@ -6,7 +6,7 @@ import type { Invocation } from '../lib/cli/args.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-route.ts';
 import { openOutput } from '../lib/log.ts';
-import type { NetworkRouteRequest } from '../lib/plans/route.ts';
+import type { NetworkRouteRequest } from '../lib/plans/network-route.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 const spec: HookSpec = {

@@ -5,9 +5,11 @@
  */
 import type { DnsmasqFiles } from './dhcp/dnsmasq.ts';
 import type { SourceGuard } from './firewall/source-guard.ts';
-import type { BridgeRecord } from './plans/bridge.ts';
-import type { NatRecord, NatVif } from './plans/nat.ts';
-import type { HostRoute, RouteRecord, RoutedVif } from './plans/route.ts';
+import type { BridgeRecord } from './plans/network-bridge.ts';
+import type { NatRecord } from './plans/network-nat.ts';
+import type { RouteRecord } from './plans/network-route.ts';
+import type { NatVif } from './plans/vif-nat.ts';
+import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
 import type { FirewallBackend } from './firewall/guard.ts';
 import {
   array, boolean, nullableString, number, object, oneOf, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,

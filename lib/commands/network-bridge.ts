@@ -1,5 +1,5 @@
 /**
- * network-bridge's commands: the impure shell around lib/plans/bridge.ts. Each one observes the
+ * network-bridge's commands: the impure shell around lib/plans/network-bridge.ts. Each one observes the
  * host, asks the planner, and hands the plan to the executor under Xen's `network-bridge` lock.
  */
 import { existsSync } from 'node:fs';
@@ -22,7 +22,7 @@ import {
   resolveNames,
   type BridgeRecord,
   type BridgeRequest,
-} from '../plans/bridge.ts';
+} from '../plans/network-bridge.ts';
 import { checkBridgeRecord } from '../record-checks.ts';
 import { BadRecord, StateStore } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';

@@ -1,5 +1,5 @@
 /**
- * network-nat's commands: the impure shell around lib/plans/nat.ts. start observes the host and
+ * network-nat's commands: the impure shell around lib/plans/network-nat.ts. start observes the host and
  * records what it did; stop takes exactly that back, ending dnsmasq by its checked pid.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,8 +13,8 @@ import { planPrograms, requireTools } from '../tools.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
-import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/nat.ts';
-import { IP_FORWARD, resolveUplink } from '../plans/route.ts';
+import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/network-nat.ts';
+import { IP_FORWARD, resolveUplink } from '../plans/routing.ts';
 import { checkVifNatRecord } from '../record-checks.ts';
 import { type BadRecord, StateStore, stateDir } from '../state.ts';
 import { allStartRecords, FORWARDING_LOCK, keepSharedFor, natRecords, pickForStop, pickRecord, saveHandOver } from './network-records.ts';

@@ -1,12 +1,12 @@
 /**
  * The records network-route and network-nat leave in the state directory. Both hold
- * net.ipv4.ip_forward, so each one's stop looks at the other's records too (shared-steps.ts),
+ * net.ipv4.ip_forward, so each one's stop looks at the other's records too (shared-settings.ts),
  * and both take the same lock.
  */
 import { defaultRouteDevice, type HostState } from '../net/host.ts';
-import type { NatRecord } from '../plans/nat.ts';
-import type { RouteRecord } from '../plans/route.ts';
-import type { StartRecord } from '../plans/shared-steps.ts';
+import type { NatRecord } from '../plans/network-nat.ts';
+import type { RouteRecord } from '../plans/network-route.ts';
+import type { StartRecord } from '../plans/shared-settings.ts';
 import { checkNatRecord, checkRouteRecord } from '../record-checks.ts';
 import type { Plan } from '../plan.ts';
 import { BadRecord, StateStore } from '../state.ts';

@@ -1,5 +1,5 @@
 /**
- * network-route's commands: the impure shell around lib/plans/route.ts. start observes the host,
+ * network-route's commands: the impure shell around lib/plans/network-route.ts. start observes the host,
  * plans, executes and records the steps; stop takes exactly those back.
  */
 import type { Flags } from '../cli/args.ts';
@@ -9,15 +9,9 @@ import { planPrograms, requireTools } from '../tools.ts';
 import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import {
-  IP_FORWARD,
-  IPV6_FORWARDING,
-  networkRouteSysctls,
-  planNetworkRouteStart,
-  resolveUplink,
-  type NetworkRouteRequest,
-} from '../plans/route.ts';
-import { planRelease } from '../plans/shared-steps.ts';
+import { networkRouteSysctls, planNetworkRouteStart, type NetworkRouteRequest } from '../plans/network-route.ts';
+import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts';
+import { planRelease } from '../plans/shared-settings.ts';
 import { checkVifRouteRecord } from '../record-checks.ts';
 import { type BadRecord, StateStore } from '../state.ts';
 import { allStartRecords, FORWARDING_LOCK, keepSharedFor, pickForStop, pickRecord, routeRecords, saveHandOver } from './network-records.ts';

@@ -4,11 +4,12 @@ import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import type { BridgeRecord } from '../plans/bridge.ts';
-import { planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
+import type { BridgeRecord } from '../plans/network-bridge.ts';
+import { planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
+import { targetName } from '../plans/vif.ts';
 import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
 import { BadRecord, StateStore } from '../state.ts';
-import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
@@ -104,9 +105,10 @@ export function vifBridge(ctx: VifContext): Promise<number> {
         ctx.out.say(`warning: ${m}`);
         ctx.out.log.warn({ file: e.path, problem: e.problem }, m);
       }
-      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(record, req, host, distrusted), started);
+      const on = planOnline(req, host, await leftoverGuard(record, req, host, distrusted), started);
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,

@@ -14,8 +14,8 @@ import { execute, PlanFailed } from '../executor.ts';
 import { LockTimeout, stepLock, withLock, type Holder } from '../lock.ts';
 import { UnsafePath } from '../safe-file.ts';
 import type { Output } from '../log.ts';
-import { PlanError, type Plan } from '../plan.ts';
-import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
+import { PlanError, step, unlocked, type Plan } from '../plan.ts';
+import type { TypeIf, VifCommand } from '../plans/vif.ts';
 import { waitForDevice } from '../net/sysfs.ts';
 import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
@@ -47,7 +47,10 @@ export interface VifCall {
 }
 
 export interface Online<R> {
+  /** Everything online changes but the report to xenstore, which runVifHook adds last (withReport). */
   plan: Plan;
+  /** The MTU the frontend is told (a PV vif's report). */
+  mtu: number;
   record: R;
   /** The device's name once online. */
   dev: string;
@@ -157,13 +160,23 @@ export function withXenstore(
 }
 
 /**
- * Success, in one transaction, last in the plan, for a PV vif: the frontend's mtu and `connected`.
- * An emulated NIC (tap) writes neither, as the originals do (set_mtu writes the frontend only for
- * type_if=vif, and libxl waits for no hotplug-status there).
+ * Success, in one transaction, for a PV vif: the frontend's mtu and `connected`. An emulated NIC
+ * (tap) writes neither, as the originals do (set_mtu writes the frontend only for type_if=vif,
+ * and libxl waits for no hotplug-status there).
  */
 export function reportSuccess(call: VifCall, mtu: number): Command[] {
   if (call.typeIf !== 'vif') return [];
   return [writeCommand([[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)], [`${call.backend}/hotplug-status`, 'connected']])];
+}
+
+/**
+ * The layout's online plan with the report last: `hotplug-status connected` is written only once
+ * everything else is in place, and a failure of the write itself rolls back the rest. The vif's
+ * own xenstore nodes: no lock (Step.unlocked).
+ */
+export function withReport(plan: Plan, call: VifCall, mtu: number): Plan {
+  const report = reportSuccess(call, mtu);
+  return report.length ? { steps: [...plan.steps, unlocked(step('report', 'report to xenstore', report, []))] } : plan;
 }
 
 /** Scripts in vif-post.d are bash fragments that the originals source; run them the same way. */
@@ -340,7 +353,8 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     if (!flags.dryRun) requireTools(['ip', 'flock'], env, `${ctx.spec.name} ${call.command}`);
     await awaitDevice(ctx, call);
     if (!layout.plansLeftovers && !flags.dryRun) await clearLeftover(ctx, layout, call, store, holder);
-    const on = await layout.online(call);
+    const planned = await layout.online(call);
+    const on = { ...planned, plan: withReport(planned.plan, call, planned.mtu) };
     // What this plan runs, for the backend and options chosen: all there before any of it runs.
     if (!flags.dryRun) requireTools(planPrograms(on.plan), env, `${ctx.spec.name} ${call.command} (${on.title})`);
     for (const w of on.warnings) {

@@ -1,16 +1,17 @@
-/** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/nat.ts. */
+/** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-nat.ts. */
 import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/nat.ts';
-import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
-import { targetName } from '../plans/vif-bridge.ts';
+import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/vif-nat.ts';
+import { IP_FORWARD } from '../plans/routing.ts';
+import { targetName } from '../plans/vif.ts';
+import { planBlindOffline } from '../plans/vif-route.ts';
 import { parseBackendPath } from '../xenstore.ts';
 import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
 import type { BadRecord } from '../state.ts';
 import { natRecords } from './network-records.ts';
-import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
@@ -79,10 +80,11 @@ export function vifNat(ctx: VifContext): Promise<number> {
         ipForward: readSysctl(IP_FORWARD),
         network,
         dnsmasqPid,
-      }, (mtu) => reportSuccess(call, mtu));
+      });
       const { layout, addressing: a } = on;
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: { version: 1, layout, onlineAt: new Date().toISOString() },
         dev: layout.dev,
         title: `${call.command} ${layout.dev}: guest ${a.guest}/${a.prefix}, router ${a.router}`,

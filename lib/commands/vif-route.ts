@@ -1,22 +1,15 @@
-/** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/route.ts. */
+/** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-route.ts. */
 import { existsSync } from 'node:fs';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost, type HostState } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import {
-  IP_FORWARD,
-  IPV6_FORWARDING,
-  planBlindOffline,
-  planRoutedOffline,
-  planVifRouteOnline,
-  resolveUplink,
-  type VifRouteRequest,
-} from '../plans/route.ts';
-import { targetName } from '../plans/vif-bridge.ts';
+import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts';
+import { targetName } from '../plans/vif.ts';
+import { planBlindOffline, planRoutedOffline, planVifRouteOnline, type VifRouteRequest } from '../plans/vif-route.ts';
 import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
 import { StateStore } from '../state.ts';
 import { routeRecords } from './network-records.ts';
-import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
@@ -62,10 +55,11 @@ export function vifRoute(ctx: VifContext): Promise<number> {
         ipForward: readSysctl(IP_FORWARD),
         ipv6Forwarding: readSysctl(IPV6_FORWARDING),
         ipv6Disabled: ipv6Disabled(),
-      }, (mtu) => reportSuccess(call, mtu));
+      });
       const { layout } = on;
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: { version: 1, layout, onlineAt: new Date().toISOString() },
         dev: layout.dev,
         title: `${call.command} ${layout.dev}: routed via ${req.netdev}`,

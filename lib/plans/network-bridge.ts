@@ -23,7 +23,7 @@ import { addRoute, byDependency, delRoute, describeRoute, routeKey, type Family,
 import { writeSysctl } from '../net/sysctl.ts';
 import { isValidIfname, type VlanSpec } from '../cli/values.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
-import { releaseShared } from './shared-steps.ts';
+import { releaseShared } from './shared-settings.ts';
 
 export interface BridgeRequest {
   bridge?: string | undefined;
