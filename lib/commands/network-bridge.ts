@@ -10,7 +10,7 @@ import { readPolicy } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
 import type { Output } from '../log.ts';
 import { cidrOf, isKernelGenerated } from '../net/address.ts';
-import { defaultRouteDevice, findLink, observeHost, portsOf, userRoutes, type HostState } from '../net/host.ts';
+import { findLink, observeHost, portsOf, userRoutes } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
 import { describeRoute } from '../net/route.ts';
 import { readSysctl } from '../net/sysctl.ts';
@@ -23,8 +23,8 @@ import {
   type BridgeRecord,
   type BridgeRequest,
 } from '../plans/network-bridge.ts';
-import { checkBridgeRecord } from '../record-checks.ts';
-import { BadRecord, StateStore } from '../state.ts';
+import { bridgeRecords, pickForStop, pickRecord, type RecordChoice } from '../records.ts';
+import { BadRecord } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { printPlan } from './plan-output.ts';
 
@@ -51,11 +51,10 @@ export class UntrustedRecord extends Error {
   }
 }
 
-const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord);
 
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
-  const store = records(env);
+  const store = bridgeRecords(env);
   if (!flags.dryRun) requireTools(['ip', 'flock', ...(req.antispoof ? ['iptables'] : [])], env, 'network-bridge start');
   return withLock('network-bridge', env, async () => {
     let host = await observeHost();
@@ -131,19 +130,17 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   }, { hook: 'network-bridge', what: `start ${req.bridge ?? req.netdev ?? ''}` }, out.log);
 }
 
-/** Which bridge a bare `stop`/`status` means: the one named, else the one over netdev, else the only one. */
-function pickRecord(req: BridgeRequest, host: HostState, all: Map<string, BridgeRecord>): BridgeRecord | undefined {
-  if (req.bridge !== undefined) return all.get(req.bridge);
-  if (req.netdev !== undefined) return [...all.values()].find((r) => (r.netdev ?? 'none') === req.netdev);
-  const dev = defaultRouteDevice(host);
-  const byDefault = [...all.values()].find((r) => r.bridge === dev || r.netdev === dev);
-  if (byDefault) return byDefault;
-  return all.size === 1 ? [...all.values()][0] : undefined;
-}
+/** Which bridge a bare `stop`/`status` means (records.ts pickRecord): bridge=, else netdev=, else the default route's. */
+const asked = (req: BridgeRequest): RecordChoice<BridgeRecord> => ({
+  key: req.bridge,
+  netdev: req.netdev,
+  netdevOf: (r) => r.netdev ?? 'none',
+  devicesOf: (_key, r) => [r.bridge, ...(r.netdev !== null ? [r.netdev] : [])],
+});
 
 export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
-  const store = records(env);
+  const store = bridgeRecords(env);
   return withLock('network-bridge', env, async () => {
     if (req.bridge === 'null') {
       out.say('bridge=null: nothing to do');
@@ -152,12 +149,10 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
     const bad: BadRecord[] = [];
     const all = store.all((b) => bad.push(b));
     const host = await observeHost();
-    const record = pickRecord(req, host, all);
+    // The bridge asked for (or, asked for none, the only one there is) may have a record that
+    // cannot be trusted: then say so and how to finish by hand, not "nothing to do".
+    const record = pickForStop(all, bad, asked(req), host, (b) => new UntrustedRecord(b));
     if (!record) {
-      // The bridge asked for (or, asked for none, the only one there is) has a record that cannot
-      // be trusted: say so and how to finish by hand, not "nothing to do".
-      const hit = bad.find((b) => b.key === req.bridge) ?? (req.bridge === undefined && req.netdev === undefined && all.size === 0 ? bad[0] : undefined);
-      if (hit) throw new UntrustedRecord(hit);
       const which = req.bridge ?? req.netdev ?? 'the default bridge';
       out.say(`${which} was not started by network-bridge here; nothing to do` +
         (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
@@ -187,8 +182,8 @@ export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
 export async function status(req: BridgeRequest, ctx: Context): Promise<number> {
   const host = await observeHost();
   const bad: BadRecord[] = [];
-  const all = records(ctx.env).all((b) => bad.push(b));
-  const record = pickRecord(req, host, all);
+  const all = bridgeRecords(ctx.env).all((b) => bad.push(b));
+  const record = pickRecord(all, asked(req), host);
   const name = record?.bridge ?? req.bridge ?? resolveNames(req, host).bridge;
   const badRecord = record ? undefined : bad.find((b) => b.key === name);
   const link = findLink(host, name);

@@ -15,9 +15,9 @@ import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
 import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/network-nat.ts';
 import { IP_FORWARD, resolveUplink } from '../plans/routing.ts';
-import { checkVifNatRecord } from '../record-checks.ts';
-import { type BadRecord, StateStore, stateDir } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, keepSharedFor, natRecords, pickForStop, pickRecord, saveHandOver } from './network-records.ts';
+import { byNetdev, natRecords, pickForStop, pickRecord, vifNatRecords } from '../records.ts';
+import { type BadRecord, stateDir } from '../state.ts';
+import { allStartRecords, FORWARDING_LOCK, keepSharedFor, saveHandOver, untrustedStart } from './shared-forwarding.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -73,7 +73,7 @@ export async function stop(req: NetworkNatRequest, ctx: Context): Promise<number
   return withLock(FORWARDING_LOCK, env, async () => {
     const mine: BadRecord[] = [];
     const all = store.all((b) => mine.push(b));
-    const record = pickForStop(all, mine, req.netdev, await observeHost(), 'network-nat');
+    const record = pickForStop(all, mine, byNetdev(req.netdev), await observeHost(), (b) => untrustedStart(b, 'network-nat'));
     if (!record) {
       out.say(`${req.netdev ?? 'NAT'} was not started by network-nat here; nothing to do` +
         (all.size ? ` (started out of: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
@@ -99,7 +99,7 @@ export async function stop(req: NetworkNatRequest, ctx: Context): Promise<number
 
 export async function status(req: NetworkNatRequest, ctx: Context): Promise<number> {
   const host = await observeHost();
-  const record = pickRecord(natRecords(ctx.env).all(), req.netdev, host);
+  const record = pickRecord(natRecords(ctx.env).all(), byNetdev(req.netdev), host);
   const netdev = record?.netdev ?? resolveUplink(req, host);
   const subnet = record?.subnet ?? req.subnet;
   const check = await run(iptablesCmd.check('POSTROUTING', masqueradeRule(subnet, netdev), 4, 'nat'));
@@ -112,7 +112,7 @@ export async function status(req: NetworkNatRequest, ctx: Context): Promise<numb
       /* no lease file: no leases */
     }
   }
-  const guests = [...new StateStore(ctx.env, 'vif-nat', checkVifNatRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
+  const guests = [...vifNatRecords(ctx.env).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev, address: r.layout.routes[0]?.dst, router: r.layout.local, dhcp: r.layout.dhcp !== undefined,
   }));
   const view = {

@@ -12,9 +12,9 @@ import { devSysctl, readSysctl } from '../net/sysctl.ts';
 import { networkRouteSysctls, planNetworkRouteStart, type NetworkRouteRequest } from '../plans/network-route.ts';
 import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts';
 import { planRelease } from '../plans/shared-settings.ts';
-import { checkVifRouteRecord } from '../record-checks.ts';
-import { type BadRecord, StateStore } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, keepSharedFor, pickForStop, pickRecord, routeRecords, saveHandOver } from './network-records.ts';
+import { byNetdev, pickForStop, pickRecord, routeRecords, vifRouteRecords } from '../records.ts';
+import type { BadRecord } from '../state.ts';
+import { allStartRecords, FORWARDING_LOCK, keepSharedFor, saveHandOver, untrustedStart } from './shared-forwarding.ts';
 import { printPlan } from './plan-output.ts';
 
 export interface Context {
@@ -56,7 +56,7 @@ export async function stop(req: NetworkRouteRequest, ctx: Context): Promise<numb
   return withLock(FORWARDING_LOCK, env, async () => {
     const mine: BadRecord[] = [];
     const all = store.all((b) => mine.push(b));
-    const record = pickForStop(all, mine, req.netdev, await observeHost(), 'network-route');
+    const record = pickForStop(all, mine, byNetdev(req.netdev), await observeHost(), (b) => untrustedStart(b, 'network-route'));
     if (!record) {
       out.say(`${req.netdev ?? 'routing'} was not started by network-route here; nothing to do` +
         (all.size ? ` (started over: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
@@ -83,9 +83,9 @@ export async function stop(req: NetworkRouteRequest, ctx: Context): Promise<numb
 export async function status(req: NetworkRouteRequest, ctx: Context): Promise<number> {
   const host = await observeHost();
   const all = routeRecords(ctx.env).all();
-  const record = pickRecord(all, req.netdev, host);
+  const record = pickRecord(all, byNetdev(req.netdev), host);
   const netdev = record?.netdev ?? resolveUplink(req, host);
-  const guests = [...new StateStore(ctx.env, 'vif-route', checkVifRouteRecord).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
+  const guests = [...vifRouteRecords(ctx.env).all((b) => ctx.out.say(`warning: ${b.message}`)).values()].map((r) => ({
     dev: r.layout.dev,
     addresses: r.layout.routes.map((x) => x.dst),
   }));

@@ -4,17 +4,14 @@ import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import type { BridgeRecord } from '../plans/network-bridge.ts';
 import { planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
 import { targetName } from '../plans/vif.ts';
-import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
-import { BadRecord, StateStore } from '../state.ts';
+import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../records.ts';
+import { BadRecord } from '../state.ts';
 import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
-
-const NAME = 'vif-bridge';
 
 export type { VifBridgeRecord };
 
@@ -72,17 +69,16 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
 function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): StartedBridge[] {
   if (xenbrNumber(wanted) === undefined) return [];
   const out: StartedBridge[] = [];
-  for (const r of new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord).all().values()) {
+  for (const r of bridgeRecords(env).all().values()) {
     if (typeof r.vifnum === 'number') out.push({ bridge: r.bridge, vifnum: r.vifnum });
   }
   return out;
 }
 
 export function vifBridge(ctx: VifContext): Promise<number> {
-  const store = new StateStore<VifBridgeRecord>(ctx.env, NAME, checkVifBridgeRecord);
+  const store = vifBridgeRecords(ctx.env);
   return runVifHook<VifBridgeRecord>(ctx, {
-    name: NAME,
-    check: checkVifBridgeRecord,
+    records: vifBridgeRecords,
     plansLeftovers: true,
     async online(call: VifCall) {
       const req = request(ctx, call);

@@ -17,7 +17,7 @@ import type { Output } from '../log.ts';
 import { PlanError, step, unlocked, type Plan } from '../plan.ts';
 import type { TypeIf, VifCommand } from '../plans/vif.ts';
 import { waitForDevice } from '../net/sysfs.ts';
-import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
+import { BadRecord, type StateStore } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { absolutePath, backendPath, callerHome, DOM0_HOME, domidOfHome, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
 import { printPlan } from './plan-output.ts';
@@ -68,10 +68,8 @@ export interface Offline {
 }
 
 export interface VifLayout<R> {
-  /** The state store's prefix: the hook's name. */
-  name: string;
-  /** Checks a record read back (record-checks.ts). */
-  check: RecordCheck<R>;
+  /** The hook's store (records.ts): where online leaves the record offline reads. */
+  records(env: NodeJS.ProcessEnv): StateStore<R>;
   online(call: VifCall): Promise<Online<R>>;
   /**
    * The layout's online plans around what an earlier online of the same vif left (vif-bridge
@@ -280,7 +278,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');
     return 0;
   }
-  const store = new StateStore<R>(env, layout.name, layout.check);
+  const store = layout.records(env);
   let xs = new Map<string, string>();
   try {
     xs = await readDir(where.backend);

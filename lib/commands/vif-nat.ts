@@ -8,9 +8,8 @@ import { IP_FORWARD } from '../plans/routing.ts';
 import { targetName } from '../plans/vif.ts';
 import { planBlindOffline } from '../plans/vif-route.ts';
 import { parseBackendPath } from '../xenstore.ts';
-import { checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
+import { natRecords, vifNatRecords, type VifNatRecord } from '../records.ts';
 import type { BadRecord } from '../state.ts';
-import { natRecords } from './network-records.ts';
 import { runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
@@ -47,8 +46,7 @@ const DEVID_MAX = 2 ** 31 - 1;
 
 export function vifNat(ctx: VifContext): Promise<number> {
   return runVifHook<VifNatRecord>(ctx, {
-    name: 'vif-nat',
-    check: checkVifNatRecord,
+    records: vifNatRecords,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const id = parseBackendPath(call.backend);

@@ -6,17 +6,13 @@ import { devSysctl, readSysctl } from '../net/sysctl.ts';
 import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts';
 import { targetName } from '../plans/vif.ts';
 import { planBlindOffline, planRoutedOffline, planVifRouteOnline, type VifRouteRequest } from '../plans/vif-route.ts';
-import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
-import { StateStore } from '../state.ts';
-import { routeRecords } from './network-records.ts';
+import { routeRecords, vifRouteRecords, type VifRouteRecord } from '../records.ts';
 import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
 
 export type { VifRouteRecord };
-
-const NAME = 'vif-route';
 
 /** The uplink: netdev= if given, else the one network-route started here, else the default route's. */
 function uplink(ctx: VifContext, given: string | undefined, host: HostState): string {
@@ -32,10 +28,9 @@ function ipv6Disabled(): boolean {
 }
 
 export function vifRoute(ctx: VifContext): Promise<number> {
-  const store = new StateStore<VifRouteRecord>(ctx.env, NAME, checkVifRouteRecord);
+  const store = vifRouteRecords(ctx.env);
   return runVifHook<VifRouteRecord>(ctx, {
-    name: NAME,
-    check: checkVifRouteRecord,
+    records: vifRouteRecords,
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const host = await observeHost();
