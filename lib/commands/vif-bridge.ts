@@ -1,6 +1,6 @@
 /** vif-bridge's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-bridge.ts. */
 import { run } from '../exec.ts';
-import { chainName, type FirewallBackend } from '../firewall/guard.ts';
+import { chainName, FIREWALL_BACKENDS, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
@@ -30,14 +30,14 @@ function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) =
     command: call.command,
     typeIf: call.typeIf,
     dev: call.dev,
-    bridge: o.get('bridge') as string | undefined,
-    ip: (o.get('ip') as string[] | undefined) ?? [],
-    mac: o.get('mac') as string | undefined,
-    mtu: o.get('mtu') as number | undefined,
-    vifname: o.get('vifname') as string | undefined,
-    firewall: (o.get('firewall') as FirewallBackend | undefined) ?? 'iptables',
-    notrack: o.get('notrack') !== false,
-    antispoof: o.get('antispoof') !== false,
+    bridge: o.text('bridge'),
+    ip: o.list('ip') ?? [],
+    mac: o.text('mac'),
+    mtu: o.int('mtu'),
+    vifname: o.text('vifname'),
+    firewall: o.choice('firewall', FIREWALL_BACKENDS) ?? 'iptables',
+    notrack: o.flag('notrack') !== false,
+    antispoof: o.flag('antispoof') !== false,
     nft: onPath('nft', ctx.env),
   };
 }

@@ -8,7 +8,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Flags, Invocation } from '../cli/args.ts';
 import type { HookSpec } from '../cli/spec.ts';
-import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
+import type { Options } from '../cli/options.ts';
+import { optionsOf, overXenstore } from '../cli/precedence.ts';
 import { run, type Command } from '../exec.ts';
 import { execute, PlanFailed } from '../executor.ts';
 import { LockTimeout, stepLock, withLock, type Holder } from '../lock.ts';
@@ -79,9 +80,6 @@ export interface VifLayout<R> {
   offline(call: VifCall, record: R | undefined): Promise<Offline>;
 }
 
-/** A failure of the request itself (bad xenstore value), reported like any other. */
-export class VifFailure extends Error {}
-
 function fail(message: string): never {
   throw new PlanError(message);
 }
@@ -116,7 +114,7 @@ async function domainHome(env: NodeJS.ProcessEnv): Promise<string> {
 function locate(ctx: VifContext, home: string): Omit<VifCall, 'xs'> | undefined {
   const { env, inv, spec } = ctx;
   const command = inv.command as VifCommand;
-  const typeIf = ((inv.options.get('type_if') as string | undefined) ?? 'vif') as TypeIf;
+  const typeIf: TypeIf = optionsOf(inv).choice('type_if', ['vif', 'tap']) ?? 'vif';
   const wanted: TypeIf = command === 'online' || command === 'offline' ? 'vif' : 'tap';
   if (typeIf !== wanted) return undefined;
   const dev = typeIf === 'vif' ? env.vif : env.INTERFACE;
@@ -128,33 +126,9 @@ function locate(ctx: VifContext, home: string): Omit<VifCall, 'xs'> | undefined 
   return { command, typeIf, up: command === 'online' || command === 'add', dev, backend, key: `${backend.split('/').slice(-2).join('.')}.${typeIf}` };
 }
 
-/**
- * The invocation's options with the backend's `keys` laid over them (SPEC §1 precedence). A
- * malformed xenstore value fails the request, unless `onInvalid` is given (offline: what online
- * set up must come out whatever xenstore says now); then the key is left out and reported to it.
- */
-export function withXenstore(
-  ctx: VifContext,
-  xs: ReadonlyMap<string, string>,
-  keys: readonly string[],
-  onInvalid?: (message: string) => void,
-): Map<string, OptionValue> {
-  const o = new Map(ctx.inv.options);
-  for (const key of keys) {
-    const raw = xs.get(key);
-    if (raw === undefined || raw.trim() === '') continue;
-    const opt = ctx.spec.options.find((x) => x.key === key);
-    if (!opt) continue;
-    try {
-      o.set(key, parseValue(opt.type, raw.trim()));
-    } catch (e) {
-      if (!(e instanceof InvalidValue)) throw e;
-      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: ${e.message}`;
-      if (!onInvalid) throw new VifFailure(message);
-      onInvalid(`${message} (ignored)`);
-    }
-  }
-  return o;
+/** The invocation's options with the backend's `keys` laid over them (cli/precedence.ts). */
+export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, keys: readonly string[], onInvalid?: (message: string) => void): Options {
+  return overXenstore(ctx.spec, ctx.inv, xs, keys, onInvalid);
 }
 
 /**
@@ -219,7 +193,7 @@ export const DEVICE_WAIT_MS = 5000;
  * carry its vifname (online run again), which counts as there.
  */
 async function awaitDevice(ctx: VifContext, call: VifCall): Promise<void> {
-  const vifname = (call.xs.get('vifname')?.trim() || (ctx.inv.options.get('vifname') as string | undefined)) ?? undefined;
+  const vifname = (call.xs.get('vifname')?.trim() || optionsOf(ctx.inv).text('vifname')) ?? undefined;
   const names = [call.dev, ...(vifname ? [call.typeIf === 'tap' ? `${vifname}-emu` : vifname] : [])];
   const waitMs = Number(ctx.env.XEN_NETHOOKS_DEVICE_WAIT_MS) || DEVICE_WAIT_MS;
   const started = Date.now();

@@ -10,7 +10,8 @@ import { planBlindOffline } from '../plans/vif-route.ts';
 import { parseBackendPath } from '../xenstore.ts';
 import { natRecords, vifNatRecords, type VifNatRecord } from '../records.ts';
 import type { BadRecord } from '../state.ts';
-import { runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { InvalidXenstore } from '../cli/precedence.ts';
+import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
 const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
@@ -37,7 +38,7 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
   const text = given ? raw : String(fallback);
   if (!/^(0|[1-9][0-9]{0,9})$/.test(text) || Number(text) > max) {
     const what = given ? `xenstore ${key}=${JSON.stringify(raw)}` : `${key} ${fallback} (from the backend path ${call.backend})`;
-    throw new VifFailure(`invalid ${what}: expected ${accepted}`);
+    throw new InvalidXenstore(`invalid ${what}: expected ${accepted}`);
   }
   return Number(text);
 }
@@ -50,7 +51,7 @@ export function vifNat(ctx: VifContext): Promise<number> {
     async online(call: VifCall) {
       const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
       const id = parseBackendPath(call.backend);
-      const ip = (o.get('ip') as string[] | undefined) ?? [];
+      const ip = o.list('ip') ?? [];
       const domid = xsNumber(call, 'frontend-id', id.domid, MAX_DOMID, `a domain id 0-${MAX_DOMID}`);
       // With ip= the handle only names the DHCP host; without, it is the last octet.
       const handle = ip.length
@@ -59,16 +60,16 @@ export function vifNat(ctx: VifContext): Promise<number> {
           `a device handle 0-${MAX_NAT_HANDLE}: the default guest address 10.<domid/256>.<domid%256>.<handle+1> needs room for its router 127 above it (at most .254); or set ip= for this vif`);
       const network = natNetwork(ctx.env);
       const dnsmasqPid = pidOf(network?.dhcp);
-      const dhcp = o.get('dhcp') as boolean | undefined;
+      const dhcp = o.flag('dhcp');
       const on = planVifNatOnline({
         command: call.command,
         typeIf: call.typeIf,
         dev: call.dev,
         ip,
-        mac: o.get('mac') as string | undefined,
-        vifname: o.get('vifname') as string | undefined,
-        mtu: o.get('mtu') as number | undefined,
-        antispoof: o.get('antispoof') !== false,
+        mac: o.text('mac'),
+        vifname: o.text('vifname'),
+        mtu: o.int('mtu'),
+        antispoof: o.flag('antispoof') !== false,
         dhcp,
         domid,
         handle,
@@ -102,7 +103,7 @@ export function vifNat(ctx: VifContext): Promise<number> {
         return { plan: planVifNatOffline(layout, dnsmasqPid, seen), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
       }
       const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
-      const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+      const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.text('vifname') });
       const plan = planBlindOffline(dev, await observeSourceGuard(ctx.env, dev));
       if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));
       return { plan, dev, hookVars: { ip: '' } };

@@ -38,11 +38,11 @@ export function vifRoute(ctx: VifContext): Promise<number> {
         command: call.command,
         typeIf: call.typeIf,
         dev: call.dev,
-        ip: (o.get('ip') as string[] | undefined) ?? [],
-        vifname: o.get('vifname') as string | undefined,
-        mtu: o.get('mtu') as number | undefined,
-        netdev: uplink(ctx, o.get('netdev') as string | undefined, host),
-        antispoof: o.get('antispoof') !== false,
+        ip: o.list('ip') ?? [],
+        vifname: o.text('vifname'),
+        mtu: o.int('mtu'),
+        netdev: uplink(ctx, o.text('netdev'), host),
+        antispoof: o.flag('antispoof') !== false,
       };
       const on = planVifRouteOnline(req, {
         host,
@@ -67,7 +67,7 @@ export function vifRoute(ctx: VifContext): Promise<number> {
     async offline(call: VifCall, record: VifRouteRecord | undefined) {
       if (!record) {
         const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
-        const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+        const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.text('vifname') });
         return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
       // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.

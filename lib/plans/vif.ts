@@ -3,7 +3,7 @@
  * name a guest's device has once online (vifname), and the one rename step that gives it that
  * name, with its checks.
  */
-import { isValidIfname } from '../cli/values.ts';
+import { isValidIfname } from '../net/ifname.ts';
 import { findLink, type HostState } from '../net/host.ts';
 import { linkCmd, type Link } from '../net/link.ts';
 import { PlanError, step, unlocked, type Step } from '../plan.ts';
