@@ -3,12 +3,10 @@
  * host, asks the planner, and hands the plan to the executor under Xen's `network-bridge` lock.
  */
 import { existsSync } from 'node:fs';
-import type { Flags } from '../cli/args.ts';
 import { execute } from '../executor.ts';
 import { reversePlan, type Step } from '../plan.ts';
 import { readPolicy } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
-import type { Output } from '../log.ts';
 import { cidrOf, isKernelGenerated } from '../net/address.ts';
 import { findLink, observeHost, portsOf, userRoutes } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
@@ -23,16 +21,13 @@ import {
   type BridgeRecord,
   type BridgeRequest,
 } from '../plans/network-bridge.ts';
-import { bridgeRecords, pickForStop, pickRecord, type RecordChoice } from '../records.ts';
+import { bridgeRecords, pickRecord, type RecordChoice } from '../records.ts';
 import { BadRecord } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
-import { printPlan } from './plan-output.ts';
+import { printPlan } from '../dry-run.ts';
+import { runNetworkStop, type Context } from './network-shell.ts';
 
-export interface Context {
-  env: NodeJS.ProcessEnv;
-  flags: Flags;
-  out: Output;
-}
+export type { Context };
 
 /**
  * A record of a start that cannot be trusted: network-bridge does not guess what that start
@@ -138,45 +133,41 @@ const asked = (req: BridgeRequest): RecordChoice<BridgeRecord> => ({
   devicesOf: (_key, r) => [r.bridge, ...(r.netdev !== null ? [r.netdev] : [])],
 });
 
-export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
-  const { out, env, flags } = ctx;
+export function stop(req: BridgeRequest, ctx: Context): Promise<number> {
+  const { out, env } = ctx;
+  if (req.bridge === 'null') {
+    out.say('bridge=null: nothing to do');
+    return Promise.resolve(0);
+  }
   const store = bridgeRecords(env);
-  return withLock('network-bridge', env, async () => {
-    if (req.bridge === 'null') {
-      out.say('bridge=null: nothing to do');
-      return 0;
-    }
-    const bad: BadRecord[] = [];
-    const all = store.all((b) => bad.push(b));
-    const host = await observeHost();
-    // The bridge asked for (or, asked for none, the only one there is) may have a record that
-    // cannot be trusted: then say so and how to finish by hand, not "nothing to do".
-    const record = pickForStop(all, bad, asked(req), host, (b) => new UntrustedRecord(b));
-    if (!record) {
-      const which = req.bridge ?? req.netdev ?? 'the default bridge';
-      out.say(`${which} was not started by network-bridge here; nothing to do` +
-        (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
-        (bad.length ? ` (records that cannot be trusted: ${bad.map((b) => b.path).join(', ')})` : ''));
-      return 0;
-    }
-    for (const b of bad) {
-      // Not this bridge's: stop goes on, but a host-wide setting that bridge shares is not handed to it.
-      out.say(`warning: ${b.message} (not ${record.bridge}'s: ignored here)`);
-      out.log.warn({ file: b.path, problem: b.problem }, 'record of another bridge cannot be trusted');
-    }
-    const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
-    const { plan, handOver } = planStop(record, others, host);
-    if (flags.dryRun) {
-      printPlan(`stop bridge ${record.bridge}`, plan, flags, { command: 'stop', bridge: record.bridge });
-      return 0;
-    }
-    out.log.info({ bridge: record.bridge, steps: plan.steps.length }, 'stop');
-    await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    for (const heir of handOver) store.write(heir.bridge, heir);
-    store.remove(record.bridge);
-    out.say(`stopped ${record.bridge}: ${record.netdev ?? 'host-only bridge'} is as it was before start`);
-    return 0;
-  }, { hook: 'network-bridge', what: `stop ${req.bridge ?? req.netdev ?? ''}` }, out.log);
+  return runNetworkStop<BridgeRecord, BridgeRecord>(ctx, {
+    hook: 'network-bridge',
+    lock: 'network-bridge',
+    holder: { hook: 'network-bridge', what: `stop ${req.bridge ?? req.netdev ?? ''}` },
+    store,
+    choice: asked(req),
+    untrusted: (b) => new UntrustedRecord(b),
+    notStarted: (all, bad) => `${req.bridge ?? req.netdev ?? 'the default bridge'} was not started by network-bridge here; nothing to do` +
+      (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
+      (bad.length ? ` (records that cannot be trusted: ${bad.map((b) => b.path).join(', ')})` : ''),
+    othersBad(record, bad) {
+      for (const b of bad) {
+        // Not this bridge's: stop goes on, but a host-wide setting that bridge shares is not handed to it.
+        out.say(`warning: ${b.message} (not ${record.bridge}'s: ignored here)`);
+        out.log.warn({ file: b.path, problem: b.problem }, 'record of another bridge cannot be trusted');
+      }
+    },
+    plan(record, all, host) {
+      const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
+      const { plan, handOver } = planStop(record, others, host);
+      return { plan, title: `stop bridge ${record.bridge}`, facts: { bridge: record.bridge }, handOver };
+    },
+    saveHandOver: (heirs) => {
+      for (const heir of heirs) store.write(heir.bridge, heir);
+    },
+    keyOf: (r) => r.bridge,
+    done: (r) => `stopped ${r.bridge}: ${r.netdev ?? 'host-only bridge'} is as it was before start`,
+  });
 }
 
 export async function status(req: BridgeRequest, ctx: Context): Promise<number> {

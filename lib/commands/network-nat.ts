@@ -3,97 +3,67 @@
  * records what it did; stop takes exactly that back, ending dnsmasq by its checked pid.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { Flags } from '../cli/args.ts';
 import { DNSMASQ, dnsmasqFiles, findDnsmasq, parseLeases, unreachableAncestor } from '../dhcp/dnsmasq.ts';
 import { run } from '../exec.ts';
-import { execute } from '../executor.ts';
 import { iptablesCmd } from '../firewall/iptables.ts';
-import { withLock } from '../lock.ts';
-import { planPrograms, requireTools } from '../tools.ts';
-import type { Output } from '../log.ts';
 import { observeHost } from '../net/host.ts';
 import { readSysctl } from '../net/sysctl.ts';
 import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatRequest } from '../plans/network-nat.ts';
 import { IP_FORWARD, resolveUplink } from '../plans/routing.ts';
-import { byNetdev, natRecords, pickForStop, pickRecord, vifNatRecords } from '../records.ts';
-import { type BadRecord, stateDir } from '../state.ts';
-import { allStartRecords, FORWARDING_LOCK, keepSharedFor, saveHandOver, untrustedStart } from './shared-forwarding.ts';
-import { printPlan } from './plan-output.ts';
+import { byNetdev, natRecords, pickRecord, vifNatRecords } from '../records.ts';
+import { stateDir } from '../state.ts';
+import { FORWARDING_LOCK, stopForwarding } from './shared-forwarding.ts';
+import { runNetworkStart, type Context } from './network-shell.ts';
 
-export interface Context {
-  env: NodeJS.ProcessEnv;
-  flags: Flags;
-  out: Output;
-}
+export type { Context };
 
-export async function start(req: NetworkNatRequest, ctx: Context): Promise<number> {
-  const { env, out, flags } = ctx;
+export function start(req: NetworkNatRequest, ctx: Context): Promise<number> {
+  const { env } = ctx;
   const store = natRecords(env);
-  if (!flags.dryRun) requireTools(['ip', 'flock'], env, 'network-nat start');
-  return withLock(FORWARDING_LOCK, env, async () => {
-    const host = await observeHost();
-    const netdev = resolveUplink(req, host);
-    const existing = store.read(netdev);
-    if (existing) {
-      out.say(`NAT out of ${netdev} is already started (since ${existing.startedAt}); nothing to do`);
-      return 0;
-    }
-    const files = dnsmasqFiles(stateDir(env));
-    const { plan } = planNetworkNatStart(req, {
-      host,
-      ipForward: readSysctl(IP_FORWARD),
-      dnsmasq: {
-        files,
-        installed: existsSync(DNSMASQ),
-        unreachable: req.dhcp ? unreachableAncestor(files.dir) : undefined,
-        heldBy: [...store.all().values()].find((r) => r.dhcp !== null)?.netdev,
-      },
-    });
-    if (flags.dryRun) {
-      printPlan(`start NAT for ${req.subnet} out of ${netdev}`, plan, flags, { command: 'start', netdev, subnet: req.subnet, dhcp: req.dhcp });
-      return 0;
-    }
-    out.log.info({ netdev, subnet: req.subnet, dhcp: req.dhcp, steps: plan.steps.length }, 'start');
-    requireTools(planPrograms(plan), env, 'network-nat start');
-    const steps = await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    const record: NatRecord = {
+  const files = dnsmasqFiles(stateDir(env));
+  return runNetworkStart(ctx, {
+    hook: 'network-nat',
+    lock: FORWARDING_LOCK,
+    store,
+    key: (host) => resolveUplink(req, host),
+    already: (existing) => `NAT out of ${existing.netdev} is already started (since ${existing.startedAt}); nothing to do`,
+    plan(host, netdev) {
+      const { plan } = planNetworkNatStart(req, {
+        host,
+        ipForward: readSysctl(IP_FORWARD),
+        dnsmasq: {
+          files,
+          installed: existsSync(DNSMASQ),
+          unreachable: req.dhcp ? unreachableAncestor(files.dir) : undefined,
+          heldBy: [...store.all().values()].find((r) => r.dhcp !== null)?.netdev,
+        },
+      });
+      return { plan, title: `start NAT for ${req.subnet} out of ${netdev}`, facts: { netdev, subnet: req.subnet, dhcp: req.dhcp } };
+    },
+    record: (netdev, steps): NatRecord => ({
       version: 1, hook: 'network-nat', key: netdev, netdev, subnet: req.subnet, dhcp: req.dhcp ? files : null,
       startedAt: new Date().toISOString(), steps,
-    };
-    store.write(netdev, record);
-    const pid = record.dhcp ? findDnsmasq(record.dhcp) : undefined;
-    out.say(`started: ${req.subnet} is masqueraded out of ${netdev}` + (record.dhcp ? `, dnsmasq (pid ${pid ?? '?'}) serves DHCP on vif*` : ''));
-    return 0;
+    }),
+    done(record) {
+      const pid = record.dhcp ? findDnsmasq(record.dhcp) : undefined;
+      return `started: ${req.subnet} is masqueraded out of ${record.netdev}` + (record.dhcp ? `, dnsmasq (pid ${pid ?? '?'}) serves DHCP on vif*` : '');
+    },
   });
 }
 
-export async function stop(req: NetworkNatRequest, ctx: Context): Promise<number> {
-  const { env, out, flags } = ctx;
-  const store = natRecords(env);
-  return withLock(FORWARDING_LOCK, env, async () => {
-    const mine: BadRecord[] = [];
-    const all = store.all((b) => mine.push(b));
-    const record = pickForStop(all, mine, byNetdev(req.netdev), await observeHost(), (b) => untrustedStart(b, 'network-nat'));
-    if (!record) {
-      out.say(`${req.netdev ?? 'NAT'} was not started by network-nat here; nothing to do` +
-        (all.size ? ` (started out of: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''));
-      return 0;
-    }
-    const pid = record.dhcp ? findDnsmasq(record.dhcp) : undefined;
-    const bad: BadRecord[] = [];
-    const stopping = planNetworkNatStop(record, allStartRecords(env, (b) => bad.push(b)), pid);
-    const { handOver } = stopping;
-    const plan = keepSharedFor(stopping.plan, bad, out.say);
-    if (flags.dryRun) {
-      printPlan(`stop NAT out of ${record.netdev}`, plan, flags, { command: 'stop', netdev: record.netdev });
-      return 0;
-    }
-    out.log.info({ netdev: record.netdev, dnsmasq: pid, steps: plan.steps.length }, 'stop');
-    await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    saveHandOver(env, handOver);
-    store.remove(record.key);
-    out.say(`stopped: no masquerading out of ${record.netdev}` + (record.dhcp ? ', dnsmasq ended and its files removed' : ''));
-    return 0;
+export function stop(req: NetworkNatRequest, ctx: Context): Promise<number> {
+  return stopForwarding(ctx, {
+    hook: 'network-nat',
+    store: natRecords(ctx.env),
+    netdev: req.netdev,
+    notStarted: (all) => `${req.netdev ?? 'NAT'} was not started by network-nat here; nothing to do` +
+      (all.size ? ` (started out of: ${[...all.keys()].join(', ')}; name one with netdev=)` : ''),
+    title: (r) => `stop NAT out of ${r.netdev}`,
+    release(record, others) {
+      const pid = record.dhcp ? findDnsmasq(record.dhcp) : undefined;
+      return { ...planNetworkNatStop(record, others, pid), logged: { dnsmasq: pid } };
+    },
+    done: (r) => `stopped: no masquerading out of ${r.netdev}` + (r.dhcp ? ', dnsmasq ended and its files removed' : ''),
   });
 }
 

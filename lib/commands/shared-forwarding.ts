@@ -4,8 +4,9 @@
  */
 import type { StartRecord } from '../plans/shared-settings.ts';
 import type { Plan } from '../plan.ts';
-import { natRecords, routeRecords, type NatRecord, type RouteRecord } from '../records.ts';
-import type { BadRecord } from '../state.ts';
+import { byNetdev, natRecords, routeRecords, type NatRecord, type RouteRecord } from '../records.ts';
+import type { BadRecord, StateStore } from '../state.ts';
+import { runNetworkStop, type Context } from './network-shell.ts';
 
 export const FORWARDING_LOCK = 'ip-forward';
 
@@ -40,4 +41,42 @@ export function saveHandOver(env: NodeJS.ProcessEnv, heirs: readonly StartRecord
     if (h.hook === 'network-route') routeRecords(env).write(h.key, h as RouteRecord);
     else if (h.hook === 'network-nat') natRecords(env).write(h.key, h as NatRecord);
   }
+}
+
+/** What differs between network-route's and network-nat's stop: words, and the plan of the release. */
+export interface ForwardingStop<R extends StartRecord & { netdev: string }> {
+  hook: 'network-route' | 'network-nat';
+  store: StateStore<R>;
+  netdev: string | undefined;
+  notStarted(all: ReadonlyMap<string, R>): string;
+  title(record: R): string;
+  /** start's steps taken back, given every start record of both hooks (shared-settings.ts). */
+  release(record: R, others: StartRecord[]): { plan: Plan; handOver: StartRecord[]; logged?: Record<string, unknown> };
+  done(record: R, heirs: readonly StartRecord[]): string;
+}
+
+/**
+ * stop of network-route or network-nat: under the lock both take, the record meant, its release
+ * with the shared settings left alone when another start's record cannot be trusted, the records
+ * that inherit ip_forward's original value saved.
+ */
+export function stopForwarding<R extends StartRecord & { netdev: string }>(ctx: Context, s: ForwardingStop<R>): Promise<number> {
+  const { env, out } = ctx;
+  return runNetworkStop<R, StartRecord>(ctx, {
+    hook: s.hook,
+    lock: FORWARDING_LOCK,
+    store: s.store,
+    choice: byNetdev(s.netdev),
+    untrusted: (b) => untrustedStart(b, s.hook),
+    notStarted: (all) => s.notStarted(all),
+    plan(record) {
+      const bad: BadRecord[] = [];
+      const released = s.release(record, allStartRecords(env, (b) => bad.push(b)));
+      const plan = keepSharedFor(released.plan, bad, out.say);
+      return { plan, title: s.title(record), facts: { netdev: record.netdev }, logged: released.logged, handOver: released.handOver };
+    },
+    saveHandOver: (heirs) => saveHandOver(env, heirs),
+    keyOf: (r) => r.key,
+    done: (r, heirs) => s.done(r, heirs),
+  });
 }

@@ -21,7 +21,7 @@ import { waitForDevice } from '../net/sysfs.ts';
 import { BadRecord, type StateStore } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { absolutePath, backendPath, callerHome, DOM0_HOME, domidOfHome, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
-import { printPlan } from './plan-output.ts';
+import { printPlan } from '../dry-run.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
 
