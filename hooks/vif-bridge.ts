@@ -2,9 +2,11 @@
  * vif-bridge: attaches a guest's network interface to a bridge and guards it (antispoofing,
  * NOTRACK), as libxl (`online|offline type_if=vif`, `add|remove type_if=tap`) and xend call it.
  */
+import type { Options } from '../lib/cli/options.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { TYPE_IF, vifCommands, vifEpilog } from '../lib/cli/vif-spec.ts';
-import { vifBridge } from '../lib/commands/vif-bridge.ts';
+import { vifBridge, type VifAsked } from '../lib/commands/vif-bridge.ts';
+import { vifRequest, type VifCall } from '../lib/commands/vif-hotplug.ts';
 import { FIREWALL_BACKENDS } from '../lib/firewall/guard.ts';
 import { openOutput } from '../lib/log.ts';
 import { hookMain } from '../lib/runtime.ts';
@@ -27,6 +29,22 @@ const spec: HookSpec = {
   epilog: vifEpilog({ hook: 'vif-bridge', hookVars: 'bridge, ip' }),
 };
 
+/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
+const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
+
+function toRequest(o: Options, call: VifCall): VifAsked {
+  return {
+    ...vifRequest(o, call),
+    bridge: o.text('bridge'),
+    mac: o.text('mac'),
+    firewall: o.choice('firewall', FIREWALL_BACKENDS) ?? 'iptables',
+    notrack: o.flag('notrack') !== false,
+  };
+}
+
 void hookMain(spec, async (inv) =>
-  vifBridge({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifBridge(
+    { spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) },
+    { xenstoreKeys: XENSTORE_KEYS, toRequest },
+  ),
 );

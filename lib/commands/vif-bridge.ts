@@ -1,6 +1,6 @@
 /** vif-bridge's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-bridge.ts. */
 import { run } from '../exec.ts';
-import { chainName, FIREWALL_BACKENDS, type FirewallBackend } from '../firewall/guard.ts';
+import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
@@ -8,10 +8,10 @@ import { planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, t
 import { targetName } from '../plans/vif.ts';
 import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../records.ts';
 import { BadRecord } from '../state.ts';
-import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { requestOf, runVifHook, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
+/** What the entry asks for: the request without what is observed. */
+export type VifAsked = Omit<VifRequest, 'nft'>;
 
 export type { VifBridgeRecord };
 
@@ -24,22 +24,12 @@ function rawNotrack(record: VifBridgeRecord | undefined, firewall: FirewallBacke
   return record ? record.notrack && record.notrackBridgedOnly !== true : notrack;
 }
 
-function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
-  const o = withXenstore(ctx, call.xs, XENSTORE_KEYS, onInvalid);
-  return {
-    command: call.command,
-    typeIf: call.typeIf,
-    dev: call.dev,
-    bridge: o.text('bridge'),
-    ip: o.list('ip') ?? [],
-    mac: o.text('mac'),
-    mtu: o.int('mtu'),
-    vifname: o.text('vifname'),
-    firewall: o.choice('firewall', FIREWALL_BACKENDS) ?? 'iptables',
-    notrack: o.flag('notrack') !== false,
-    antispoof: o.flag('antispoof') !== false,
-    nft: onPath('nft', ctx.env),
-  };
+/**
+ * The request of this call, from the entry's typed read (hooks/vif-bridge.ts), with what this
+ * host has: `nft` installed (firewall=iptables then adds its nft companion).
+ */
+function request(ctx: VifContext, asked: VifRequestOf<VifAsked>, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
+  return { ...requestOf(ctx, asked, call, onInvalid), nft: onPath('nft', ctx.env) };
 }
 
 /**
@@ -75,13 +65,13 @@ function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): Sta
   return out;
 }
 
-export function vifBridge(ctx: VifContext): Promise<number> {
+export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promise<number> {
   const store = vifBridgeRecords(ctx.env);
   return runVifHook<VifBridgeRecord>(ctx, {
     records: vifBridgeRecords,
     plansLeftovers: true,
     async online(call: VifCall) {
-      const req = request(ctx, call);
+      const req = request(ctx, asked, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
       const alias = xenbrAlias(req.bridge);
       const started = startedBridges(ctx.env, req.bridge);
@@ -115,7 +105,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
     },
     async offline(call: VifCall, record: VifBridgeRecord | undefined) {
       // What online set up must come out whatever xenstore says now: a malformed key is skipped.
-      const req = request(ctx, call, (m) => ctx.out.say(`warning: ${m}`));
+      const req = request(ctx, asked, call, (m) => ctx.out.say(`warning: ${m}`));
       const dev = record?.dev ?? targetName(req);
       // Without a record nothing says which backend online used (firewall= may have changed
       // since, or the record was lost): both come out, by name.

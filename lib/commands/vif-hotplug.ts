@@ -132,6 +132,25 @@ export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, k
 }
 
 /**
+ * How a vif hook's entry (hooks/<hook>.ts) makes its typed request, as the network-* entries do
+ * theirs: the xenstore keys that win over argv, and the typed read of the options so laid.
+ */
+export interface VifRequestOf<Req> {
+  xenstoreKeys: readonly string[];
+  toRequest(o: Options, call: VifCall): Req;
+}
+
+/** What every vif hook's request has, read from the options as the entries read them. */
+export function vifRequest(o: Options, call: VifCall): { command: VifCommand; typeIf: TypeIf; dev: string; ip: string[]; vifname: string | undefined; mtu: number | undefined; antispoof: boolean } {
+  return { command: call.command, typeIf: call.typeIf, dev: call.dev, ip: o.list('ip') ?? [], vifname: o.text('vifname'), mtu: o.int('mtu'), antispoof: o.flag('antispoof') !== false };
+}
+
+/** The request of this call: defaults < config < env < argv < xenstore, read by type. */
+export function requestOf<Req>(ctx: VifContext, asked: VifRequestOf<Req>, call: VifCall, onInvalid?: (message: string) => void): Req {
+  return asked.toRequest(withXenstore(ctx, call.xs, asked.xenstoreKeys, onInvalid), call);
+}
+
+/**
  * Success, in one transaction, for a PV vif: the frontend's mtu and `connected`. An emulated NIC
  * (tap) writes neither, as the originals do (set_mtu writes the frontend only for type_if=vif,
  * and libxl waits for no hotplug-status there).

@@ -3,7 +3,7 @@ import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/vif-nat.ts';
+import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork, type VifNatRequest } from '../plans/vif-nat.ts';
 import { IP_FORWARD } from '../plans/routing.ts';
 import { targetName } from '../plans/vif.ts';
 import { planBlindOffline } from '../plans/vif-route.ts';
@@ -11,10 +11,10 @@ import { parseBackendPath } from '../xenstore.ts';
 import { natRecords, vifNatRecords, type VifNatRecord } from '../records.ts';
 import type { BadRecord } from '../state.ts';
 import { InvalidXenstore } from '../cli/precedence.ts';
-import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
+/** What the entry asks for: the request without the guest's domid and handle, which the backend has. */
+export type VifNatAsked = Omit<VifNatRequest, 'domid' | 'handle'>;
 
 export type { VifNatRecord };
 
@@ -45,13 +45,13 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
 
 const DEVID_MAX = 2 ** 31 - 1;
 
-export function vifNat(ctx: VifContext): Promise<number> {
+export function vifNat(ctx: VifContext, asked: VifRequestOf<VifNatAsked>): Promise<number> {
   return runVifHook<VifNatRecord>(ctx, {
     records: vifNatRecords,
     async online(call: VifCall) {
-      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const given = requestOf(ctx, asked, call);
       const id = parseBackendPath(call.backend);
-      const ip = o.list('ip') ?? [];
+      const { ip } = given;
       const domid = xsNumber(call, 'frontend-id', id.domid, MAX_DOMID, `a domain id 0-${MAX_DOMID}`);
       // With ip= the handle only names the DHCP host; without, it is the last octet.
       const handle = ip.length
@@ -60,20 +60,7 @@ export function vifNat(ctx: VifContext): Promise<number> {
           `a device handle 0-${MAX_NAT_HANDLE}: the default guest address 10.<domid/256>.<domid%256>.<handle+1> needs room for its router 127 above it (at most .254); or set ip= for this vif`);
       const network = natNetwork(ctx.env);
       const dnsmasqPid = pidOf(network?.dhcp);
-      const dhcp = o.flag('dhcp');
-      const on = planVifNatOnline({
-        command: call.command,
-        typeIf: call.typeIf,
-        dev: call.dev,
-        ip,
-        mac: o.text('mac'),
-        vifname: o.text('vifname'),
-        mtu: o.int('mtu'),
-        antispoof: o.flag('antispoof') !== false,
-        dhcp,
-        domid,
-        handle,
-      }, {
+      const on = planVifNatOnline({ ...given, domid, handle }, {
         host: await observeHost(),
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
         ipForward: readSysctl(IP_FORWARD),

@@ -7,10 +7,10 @@ import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts'
 import { targetName } from '../plans/vif.ts';
 import { planBlindOffline, planRoutedOffline, planVifRouteOnline, type VifRouteRequest } from '../plans/vif-route.ts';
 import { routeRecords, vifRouteRecords, type VifRouteRecord } from '../records.ts';
-import { runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
+/** What the entry asks for: the request, with netdev as given (uplink() resolves it). */
+export type VifRouteAsked = Omit<VifRouteRequest, 'netdev'> & { netdev?: string | undefined };
 
 export type { VifRouteRecord };
 
@@ -27,23 +27,14 @@ function ipv6Disabled(): boolean {
   return !existsSync('/proc/sys/net/ipv6') || readSysctl('net.ipv6.conf.all.disable_ipv6') === '1';
 }
 
-export function vifRoute(ctx: VifContext): Promise<number> {
+export function vifRoute(ctx: VifContext, asked: VifRequestOf<VifRouteAsked>): Promise<number> {
   const store = vifRouteRecords(ctx.env);
   return runVifHook<VifRouteRecord>(ctx, {
     records: vifRouteRecords,
     async online(call: VifCall) {
-      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const given = requestOf(ctx, asked, call);
       const host = await observeHost();
-      const req: VifRouteRequest = {
-        command: call.command,
-        typeIf: call.typeIf,
-        dev: call.dev,
-        ip: o.list('ip') ?? [],
-        vifname: o.text('vifname'),
-        mtu: o.int('mtu'),
-        netdev: uplink(ctx, o.text('netdev'), host),
-        antispoof: o.flag('antispoof') !== false,
-      };
+      const req: VifRouteRequest = { ...given, netdev: uplink(ctx, given.netdev, host) };
       const on = planVifRouteOnline(req, {
         host,
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
