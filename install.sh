@@ -31,7 +31,8 @@ so that an upgrade of that package installs its new NAME there and never prompts
 ours. If the Debian package xen-nethooks is installed, install.sh refuses: upgrade the package.
 On Debian, the package is the better way: npm run package; apt install ./dist/xen-nethooks_*.deb
 
-  --dir DIR     install into DIR instead of /etc/xen/scripts
+  --dir DIR     install into DIR instead of /etc/xen/scripts (then without the systemd units,
+                which run the hooks from /etc/xen/scripts)
   --uninstall   put every NAME.xen-orig back as NAME (byte for byte, same mode; a diversion is
                 removed with dpkg-divert --rename) and remove our hooks that replaced nothing
   --dry-run     print what would be done and change nothing
@@ -40,6 +41,11 @@ On Debian, the package is the better way: npm run package; apt install ./dist/xe
 Environment:
   DESTDIR       prefix for DIR (staged installs, packaging, tests): files go to \$DESTDIR\$DIR,
                 and the dpkg database consulted is the one under \$DESTDIR (dpkg --root)
+
+With the default DIR it also installs the systemd units that lay the guests' firewall guards
+again after a firewall reload (packaging/xen-nethooks-repair*) into /etc/systemd/system, and
+enables none: systemctl enable --now xen-nethooks-repair.service (and
+xen-nethooks-repair-check.timer for the reloads systemd does not see).
 
 The hooks start with '#!/usr/bin/env node' and need Node.js 18.19+ or 20.5+ (Debian 12: apt-get install nodejs).
 EOF
@@ -171,6 +177,57 @@ build() {
   run npm --prefix "$root" run --silent build
 }
 
+# The repair units (issue 14): packaging/'s, for the default script directory only (their
+# ExecStart names /etc/xen/scripts), where the tree has them and dist/ has the vif hooks.
+units=(xen-nethooks-repair.service xen-nethooks-repair-check.service xen-nethooks-repair-check.timer)
+unit_dir=${DESTDIR:-}/etc/systemd/system
+with_units() {
+  [[ $dir == /etc/xen/scripts && -f $root/packaging/${units[0]} && -x $dist/vif-bridge ]]
+}
+systemd_here() {
+  [[ -z ${DESTDIR:-} && -d /run/systemd/system ]] && command -v systemctl >/dev/null
+}
+
+install_units() {
+  local u changed=0
+  with_units || return 0
+  [[ -d $unit_dir ]] || run mkdir -p "$unit_dir"
+  for u in "${units[@]}"; do
+    if [[ -f $unit_dir/$u ]] && cmp -s "$root/packaging/$u" "$unit_dir/$u"; then
+      say "up to date: $unit_dir/$u"
+      continue
+    fi
+    say "installing $unit_dir/$u"
+    run install -m 0644 "$root/packaging/$u" "$unit_dir/$u"
+    changed=1
+  done
+  if ((changed)); then
+    if systemd_here; then run systemctl daemon-reload; fi
+    say "to re-lay guards after firewall reloads: systemctl enable --now xen-nethooks-repair.service xen-nethooks-repair-check.timer"
+  fi
+  return 0
+}
+
+uninstall_units() {
+  local u did=0
+  [[ $dir == /etc/xen/scripts ]] || return 0
+  for u in "${units[@]}"; do
+    # Only ours: each names xen-nethooks in its Description.
+    if [[ -f $unit_dir/$u ]] && grep -qF xen-nethooks "$unit_dir/$u"; then
+      if systemd_here; then run systemctl disable --now "$u" || :; fi
+      say "removing $unit_dir/$u"
+      run rm -f "$unit_dir/$u"
+      did=1
+    fi
+  done
+  if ((did)); then
+    # The directories only where an install under DESTDIR made them (never a host's own).
+    ((dry)) || rmdir --ignore-fail-on-non-empty "$unit_dir" "$(dirname "$unit_dir")" 2>/dev/null || :
+    if systemd_here; then run systemctl daemon-reload; fi
+  fi
+  return 0
+}
+
 do_install() {
   local h src dst orig hooks
   check_node
@@ -216,6 +273,7 @@ do_install() {
     run install -m 0755 "$src" "$dst.xen-nethooks.tmp"
     run mv -f "$dst.xen-nethooks.tmp" "$dst"
   done
+  install_units
   ((dry)) && say "dry run: nothing was changed"
   return 0
 }
@@ -258,6 +316,7 @@ do_uninstall() {
     fi
   done
   ((did)) || say "nothing to uninstall in $target"
+  uninstall_units
   ((dry)) && say "dry run: nothing was changed"
   return 0
 }

@@ -229,6 +229,9 @@ function rules(ref, dump, base, n) {
   const hex = (x) => x.toString(16).padStart(2, '0');
   const mac = (d) => `00:16:3e:${hex(Math.floor(d / 256) % 256)}:${hex(d % 256)}:00`;
   const esc = (x) => x.replace(/[.]/g, '\\.');
+  // The vif's IPv6 link-local address, from its MAC (EUI-64), as the tools print it: the guard
+  // lets the guest use its own (issue 12).
+  const ll = (d) => `fe80::216:3eff:fe${hex(Math.floor(d / 256) % 256)}:${((d % 256) * 256).toString(16)}`;
   const template = (lines, d) => {
     const name = new RegExp(`vif${d}\\.0(?![0-9])`);
     return lines
@@ -237,6 +240,7 @@ function rules(ref, dump, base, n) {
         l.replace(new RegExp(`vif${d}\\.0(?![0-9])`, 'g'), 'vifN')
           .replace(new RegExp(`${esc(a1(d))}(?![0-9])`, 'g'), 'A1')
           .replace(new RegExp(`${esc(a2(d))}(?![0-9])`, 'g'), 'A2')
+          .replace(new RegExp(`${ll(d)}(?![0-9a-f])`, 'gi'), 'LL')
           .replace(new RegExp(mac(d), 'gi'), 'MAC'))
       .sort()
       .join('\n');

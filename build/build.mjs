@@ -65,6 +65,10 @@ for (const file of hooks) {
     // CommonJS: Node reads an extensionless file in /etc/xen/scripts as CommonJS (no
     // package.json says otherwise there), so the hooks avoid top-level await.
     format: 'cjs',
+    // import() of a module left out of the bundle (a Node built-in loaded on first use, such as
+    // node:net) as a require: the bundle runs in the loader's vm.Script, which has no dynamic
+    // import callback ("A dynamic import callback was not specified").
+    supported: { 'dynamic-import': false },
     legalComments: 'none',
     minify: process.env.XEN_NETHOOKS_BUILD_MINIFY !== '0',
     plugins: [pinoOptionalParts],

@@ -1,6 +1,6 @@
 // The start of every dist/<hook> (build/build.mjs puts it there; it is not run from here).
-// The hook's bundle follows this code in the same file, each of its lines behind `//`, so that
-// Node's own compile of the file skips it as a comment. This code takes it out, compiles it with
+// The hook's bundle follows this code in the same file, each of its lines behind `//` in the body
+// of an empty function, so that Node's own compile of the file skips it as a comment. This code takes it out, compiles it with
 // vm.Script and a V8 code cache, and runs it as the CommonJS module it was built as.
 //
 // Why: compiling the bundle is much of what a hook costs before it does anything (bench/ item 5),
@@ -13,17 +13,21 @@
 // one made by another V8 or for other source; a missing, stale or rejected cache just means a
 // compile, and the first call that then changes the host writes a new one (temp file, O_EXCL,
 // rename: readers see all of it or none). Nothing here can fail a hook.
+// XEN_NETHOOKS_CODE_CACHE_REPORT=1: the hook says on stderr what became of the cache (used,
+// absent, rejected, off), for bench/ and whoever wonders whether it works.
 'use strict';
-/* global BUNDLE_HASH */
+/* global BUNDLE_HASH, xenNethooksBundle */
 const fs = require('node:fs');
 const vm = require('node:vm');
 const path = require('node:path');
 
 // Built at run time so that this code does not itself hold the marker it looks for.
 const MARK = ['', '//# xen-nethooks bundle', '//'].join('\n');
-const self = fs.readFileSync(__filename, 'utf8');
+// The commented-out bundle is the body of function xenNethooksBundle, after this code: its text
+// comes from V8's copy of this file's source, not from reading the file a second time.
+const self = Function.prototype.toString.call(xenNethooksBundle);
 const at = self.indexOf(MARK);
-const source = self.slice(at + MARK.length).split('\n//').join('\n');
+const source = self.slice(at + MARK.length, self.lastIndexOf('\n}')).split('\n//').join('\n');
 const wrapped = '(function (exports, require, module, __filename, __dirname) {' + source + '\n})';
 
 const setting = process.env.XEN_NETHOOKS_CODE_CACHE;
@@ -76,6 +80,10 @@ function writeCache(script) {
 
 const cachedData = readCache();
 const script = new vm.Script(wrapped, { filename: __filename, cachedData });
+if (process.env.XEN_NETHOOKS_CODE_CACHE_REPORT) {
+  const state = !cacheFile ? 'off' : cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'used';
+  fs.writeSync(2, `${path.basename(__filename)}: code cache ${state}${cacheFile ? ` (${cacheFile})` : ''}\n`);
+}
 if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
   // Made at exit, so that it holds the functions this call compiled, not only the top level;
   // by a call that did the work (not --help or --dry-run, and succeeded), so that those are the

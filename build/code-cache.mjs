@@ -1,6 +1,7 @@
 // A hook's file from its bundle: the shebang, build/code-cache-loader.cjs (minified, with the
-// bundle's hash), a marker line, then the bundle with every line behind `//` (the loader takes
-// it out again and compiles it with a V8 code cache). Used by build.mjs and the unit tests.
+// bundle's hash), then function xenNethooksBundle, whose body is a marker line and the bundle
+// with every line behind `//` (the loader takes its text from the function, not by reading the
+// file again, and compiles it with a V8 code cache). Used by build.mjs and the unit tests.
 import { transform } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,5 +16,6 @@ export async function composeHook(bundle) {
   if (/[\r\u2028\u2029]/.test(bundle)) throw new Error('the bundle holds a raw line terminator other than \\n');
   const hash = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
   const loader = await transform(loaderSource, { minify: true, format: 'cjs', target: 'node18', define: { BUNDLE_HASH: JSON.stringify(hash) } });
-  return { text: '#!/usr/bin/env node\n' + loader.code + MARK + bundle.split('\n').join('\n//'), hash };
+  const body = MARK + bundle.split('\n').join('\n//');
+  return { text: '#!/usr/bin/env node\n' + loader.code + 'function xenNethooksBundle() {' + body + '\n}\n', hash };
 }

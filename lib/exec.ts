@@ -8,6 +8,7 @@
  * in the bundle): --help, and any call that runs no program, never pay for it.
  */
 import { constants } from 'node:os';
+import { monotonicMs } from './clock.ts';
 
 /** One command line, as data: what the plan shows in --dry-run and what the executor runs. */
 export interface Command {
@@ -90,10 +91,10 @@ export function registerBuiltin(program: string, impl: Builtin): void {
 export async function run(cmd: Command): Promise<CommandResult> {
   const [file] = cmd.argv;
   if (!file) throw new Error('empty command');
-  const started = performance.now();
+  const started = monotonicMs();
   const builtin = builtins.get(file);
   const r = (builtin && (await builtin(cmd))) || (await runProgram(cmd));
-  const durationMs = Math.round((performance.now() - started) * 10) / 10;
+  const durationMs = Math.round((monotonicMs() - started) * 10) / 10;
   let exitCode = r.exitCode;
   if (exitCode !== 0 && cmd.tolerate?.some((t) => r.stderr.includes(t))) exitCode = 0;
   return { ...r, exitCode, durationMs };

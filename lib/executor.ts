@@ -8,6 +8,7 @@
  * its commands have run, as a failure that has already changed the host would; the step is then
  * rolled back with the others. The variable is ignored unless it names a step of the plan.
  */
+import { monotonicMs } from './clock.ts';
 import { CommandError, formatCommand, run, type Command } from './exec.ts';
 import type { Logger } from './log.ts';
 import type { Plan, Step } from './plan.ts';
@@ -98,7 +99,7 @@ export async function execute(plan: Plan, opts: ExecuteOptions): Promise<Step[]>
 
 async function executeSteps(plan: Plan, opts: ExecuteOptions): Promise<Step[]> {
   const done: Step[] = [];
-  const started = performance.now();
+  const started = monotonicMs();
   const { lock } = opts;
   for (const [i, s] of plan.steps.entries()) {
     if (lock) {
@@ -133,7 +134,7 @@ async function executeSteps(plan: Plan, opts: ExecuteOptions): Promise<Step[]> {
     }
     done.push(s);
   }
-  opts.log.info({ steps: done.length, ms: Math.round(performance.now() - started) }, 'plan done');
+  opts.log.info({ steps: done.length, ms: Math.round(monotonicMs() - started) }, 'plan done');
   return done;
 }
 

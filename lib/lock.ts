@@ -23,6 +23,7 @@
 import { closeSync, fstatSync, mkdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDir, openAppend, readNoFollow, writeAtomic } from './safe-file.ts';
+import { monotonicMs } from './clock.ts';
 
 export const DEFAULT_LOCK_DIR = '/var/run/xen-hotplug';
 export const DEFAULT_LOCKING_SH = '/etc/xen/scripts/locking.sh';
@@ -110,18 +111,18 @@ export async function claimLock(name: string, env: NodeJS.ProcessEnv, holder?: H
   ensureDir(dir, 0o755);
   const path = join(dir, name);
   const { protocol, why } = lockProtocol(env);
-  const started = performance.now();
+  const started = monotonicMs();
   const lock = protocol === 'mkdir' ? await mkdirLock(path, env, holder) : await flockLock(path, env, holder);
-  log?.info({ lock: path, protocol, why, waitedMs: Math.round(performance.now() - started) }, `took lock ${name} (${protocol})`);
+  log?.info({ lock: path, protocol, why, waitedMs: Math.round(monotonicMs() - started) }, `took lock ${name} (${protocol})`);
   return lock;
 }
 
 async function flockLock(path: string, env: NodeJS.ProcessEnv, holder: Holder | undefined): Promise<Lock> {
-  const start = performance.now();
+  const start = monotonicMs();
   const deadline = start + waitSeconds(env) * 1000;
   for (;;) {
     const fd = openAppend(path, 0o644);
-    const left = Math.max(0, (deadline - performance.now()) / 1000);
+    const left = Math.max(0, (deadline - monotonicMs()) / 1000);
     const r = await flock(fd, left);
     if (r.exitCode !== 0) {
       closeSync(fd);
@@ -131,7 +132,7 @@ async function flockLock(path: string, env: NodeJS.ProcessEnv, holder: Holder | 
       } catch {
         text = undefined;
       }
-      const waited = Math.round((performance.now() - start) / 100) / 10;
+      const waited = Math.round((monotonicMs() - start) / 100) / 10;
       throw new LockTimeout(
         `could not take the hotplug lock ${path} within ${waited} s (given up before libxl's 40 s kill)` +
           (r.exitCode === 1 && !r.stderr ? '' : ` (flock exit ${r.exitCode}${r.stderr ? `: ${r.stderr}` : ''})`) +
@@ -225,7 +226,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function mkdirLock(path: string, env: NodeJS.ProcessEnv, holder: Holder | undefined): Promise<Lock> {
   const wait = waitSeconds(env);
-  const deadline = performance.now() + wait * 1000;
+  const deadline = monotonicMs() + wait * 1000;
   for (;;) {
     try {
       mkdirSync(path, { mode: 0o755 });
@@ -233,7 +234,7 @@ async function mkdirLock(path: string, env: NodeJS.ProcessEnv, holder: Holder | 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    if (performance.now() >= deadline) {
+    if (monotonicMs() >= deadline) {
       let owner: string | undefined;
       try {
         owner = readNoFollow(join(path, 'owner'));

@@ -11,11 +11,11 @@ import type { NatRecord } from './plans/network-nat.ts';
 import type { RouteRecord } from './plans/network-route.ts';
 import type { NatVif } from './plans/vif-nat.ts';
 import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
-import type { FirewallBackend } from './firewall/guard.ts';
+import type { FirewallBackend, VifGuard } from './firewall/guard.ts';
 import { defaultRouteDevice, type HostState } from './net/host.ts';
 import { BadRecord, StateStore } from './state.ts';
 import {
-  array, boolean, nullableString, number, object, oneOf, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,
+  array, boolean, nullableString, number, object, oneOf, optionalBoolean, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,
   ShapeError, type Fields,
 } from './record-shape.ts';
 
@@ -33,6 +33,29 @@ export interface VifBridgeRecord {
    */
   notrackBridgedOnly?: true;
   onlineAt: string;
+  /**
+   * The guest's addresses as online took them (xenstore `ip`), for status. Optional: records of
+   * earlier versions lack it and stay valid.
+   */
+  ip?: string[] | undefined;
+  /**
+   * What online laid the guard from (firewall iptables/nft), so that repair can lay exactly that
+   * again. Optional as `ip`: a record without it cannot be repaired, only reported.
+   */
+  guard?: VifGuard | undefined;
+}
+
+function vifGuard(o: Fields, where: string): VifGuard {
+  return {
+    dev: string(o, 'dev', where),
+    mac: optionalString(o, 'mac', where),
+    ipv4: array(o, 'ipv4', stringItem, where),
+    ipv6: array(o, 'ipv6', stringItem, where),
+    antispoof: boolean(o, 'antispoof', where),
+    l2: optionalBoolean(o, 'l2', where),
+    notrack: boolean(o, 'notrack', where),
+    companion: optionalBoolean(o, 'companion', where),
+  };
 }
 
 /** A flag that is present only as `true`. */
@@ -51,6 +74,8 @@ export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
     notrack: boolean(o, 'notrack'),
     ...(o['notrackBridgedOnly'] === undefined ? {} : { notrackBridgedOnly: trueOnly(o, 'notrackBridgedOnly') }),
     onlineAt: string(o, 'onlineAt'),
+    ...(o.ip === undefined ? {} : { ip: array(o, 'ip', stringItem) }),
+    ...(o.guard === undefined ? {} : { guard: optionalObject(o, 'guard', vifGuard) }),
   };
 }
 

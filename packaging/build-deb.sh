@@ -50,7 +50,9 @@ put() { # put MODE SRC DEST
 for h in "${hooks[@]}"; do put 0755 "$dist/$h" "/etc/xen/scripts/$h"; done
 put 0644 "$here/nethooks.conf" /etc/xen/nethooks.conf
 put 0644 "$here/logrotate" "/etc/logrotate.d/$name"
-put 0644 "$here/xen-nethooks-bridge@.service" "/lib/systemd/system/xen-nethooks-bridge@.service"
+for u in xen-nethooks-bridge@.service xen-nethooks-repair.service xen-nethooks-repair-check.service xen-nethooks-repair-check.timer; do
+  put 0644 "$here/$u" "/lib/systemd/system/$u"
+done
 install -d -m 0755 "$stage/etc/xen/nethooks-bridge.d"
 doc=/usr/share/doc/$name
 put 0644 "$here/copyright" "$doc/copyright"

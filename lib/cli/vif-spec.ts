@@ -17,6 +17,8 @@ export function vifCommands(help: VifCommandHelp): CommandSpec[] {
     { name: 'offline', description: `PV vif went away: ${help.offline} (type_if=vif)` },
     { name: 'add', description: `emulated NIC (tap) came up (type_if=tap)${help.add ? `; ${help.add}` : ''}` },
     { name: 'remove', description: 'emulated NIC (tap) went away (type_if=tap)' },
+    { name: 'status', description: 'every vif online here (from the state records): domain, addresses, policy, whether its guard is complete in the firewall; exit 3 when one is not (--json: an array)' },
+    { name: 'repair', description: 'lay again exactly the guards a firewall reload removed, from the records, under the iptables lock; changes nothing when all are complete (run by xen-nethooks-repair.service)' },
   ];
 }
 
@@ -53,6 +55,8 @@ Files: /etc/xen/nethooks.conf (XEN_NETHOOKS_CONF), /var/log/xen/xen-hotplug.log 
 lock /var/run/xen-hotplug/iptables (XEN_NETHOOKS_LOCK_DIR).
 xenstore: over xenstored's socket (XENSTORED_PATH), else the xenstore-* clients; XEN_NETHOOKS_XENSTORE=cli
 forces the clients.
-Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments.
+By hand, any time:  ${e.hook} status [--json];  ${e.hook} repair [--dry-run]
+Exit status: 0 done (offline/remove: always, as libxl ignores their errors), 1 failed, 2 bad arguments,
+3 (status, repair) a guard is incomplete or cannot be checked.
 `;
 }

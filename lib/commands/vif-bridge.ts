@@ -4,10 +4,12 @@ import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import { planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
+import { firewallCommands, firewallRemoval, planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
 import { targetName } from '../plans/vif.ts';
 import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../records.ts';
 import { BadRecord } from '../state.ts';
+import { startRules } from './start-rules.ts';
+import { guardRepair, guardStatus, type GuardEntry, type GuardLayout } from './vif-guards.ts';
 import { requestOf, runVifHook, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
 /** What the entry asks for: the request without what is observed. */
@@ -65,7 +67,32 @@ function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): Sta
   return out;
 }
 
+/** A record as status and repair see it (vif-guards.ts): the guard online laid, laid the same way again. */
+function guardEntry(r: VifBridgeRecord, env: NodeJS.ProcessEnv): GuardEntry {
+  const nft = onPath('nft', env);
+  const policy = r.guard
+    ? [r.guard.l2 === false ? 'antispoof=no' : r.guard.antispoof ? 'MAC and addresses enforced' : 'MAC only (no ip)', ...(r.notrack ? ['NOTRACK'] : [])].join(', ')
+    : r.firewall === 'none' ? 'no guard' : 'unknown (old record)';
+  const entry = { dev: r.dev, bridge: r.bridge, addresses: r.ip ?? (r.guard ? [...r.guard.ipv4, ...r.guard.ipv6] : []), backend: `firewall=${r.firewall}`, policy };
+  if (r.firewall === 'none') return { ...entry, guard: undefined };
+  if (!r.guard) return { ...entry, guard: 'no-inputs' };
+  // The companion as online decides it: where nft is installed now (it may have come or gone since).
+  const g = { ...r.guard, companion: r.firewall === 'iptables' && nft };
+  return { ...entry, guard: { apply: firewallCommands(r.firewall, g).apply, remove: firewallRemoval(r.firewall, r.dev, r.notrack, nft), ownChains: [chainName(r.dev)] } };
+}
+
+export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = {
+  name: 'vif-bridge',
+  records: vifBridgeRecords,
+  entry: guardEntry,
+  // network-bridge antispoof=yes: the uplink's ACCEPT and the FORWARD policy DROP.
+  starts: (env, onBad) => startRules('network-bridge', bridgeRecords(env), /^(antispoof-accept|forward-policy)$/, (r) => r.bridge, 'antispoof=yes', onBad)
+    .filter((s) => s.rules.length > 0),
+};
+
 export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_BRIDGE_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_BRIDGE_GUARDS);
   const store = vifBridgeRecords(ctx.env);
   return runVifHook<VifBridgeRecord>(ctx, {
     records: vifBridgeRecords,
@@ -95,7 +122,11 @@ export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promi
       return {
         plan: on.plan,
         mtu: on.mtu,
-        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
+        record: {
+          version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString(),
+          // What status shows and repair lays again (vif-guards.ts).
+          ip: req.ip, ...(on.guard ? { guard: on.guard } : {}),
+        },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),

@@ -357,14 +357,22 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       return 0;
     }
     out.log.info({ record: on.record }, call.command);
-    // The record goes down before anything changes: a run killed half-way (libxl's SIGKILL
-    // after its timeout, a crash) leaves it, so the next online removes what this one put in
-    // before adding it again (no rule twice), and an offline knows what to take out. Only this
-    // vif's hooks use its record, so it needs no lock; the `iptables` lock is held only around
-    // the steps that change the firewall (Step.unlocked marks the others).
-    store.write(call.key, on.record);
+    // The `iptables` lock is held only around the steps that change the firewall (Step.unlocked
+    // marks the others; the executor lets it go after the last one). It is taken before the
+    // record goes down, so that a lock that cannot be had (a planted link, a time-out) leaves
+    // nothing behind. The record goes down before anything changes: a run killed half-way
+    // (libxl's SIGKILL after its timeout, a crash) leaves it, so the next online removes what
+    // this one put in before adding it again (no rule twice), and an offline knows what to take out.
+    const lock = stepLock('iptables', env, holder, out.log);
     try {
-      await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT, lock: stepLock('iptables', env, holder, out.log) });
+      await lock.claim();
+      store.write(call.key, on.record);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    try {
+      await execute(on.plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT, lock });
     } catch (e) {
       // Rolled back: nothing of this online is left, unless an undo failed; then the record
       // stays, so that offline still takes out what is left.

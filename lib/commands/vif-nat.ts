@@ -11,6 +11,8 @@ import { parseBackendPath } from '../xenstore.ts';
 import { natRecords, vifNatRecords, type VifNatRecord } from '../records.ts';
 import type { BadRecord } from '../state.ts';
 import { InvalidXenstore } from '../cli/precedence.ts';
+import { startRules } from './start-rules.ts';
+import { guardRepair, guardStatus, routedGuardEntry, type GuardLayout } from './vif-guards.ts';
 import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
 /** What the entry asks for: the request without the guest's domid and handle, which the backend has. */
@@ -45,7 +47,17 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
 
 const DEVID_MAX = 2 ** 31 - 1;
 
+/** status/repair (vif-guards.ts): the guests' source guards, and network-nat's MASQUERADE. */
+const VIF_NAT_GUARDS: GuardLayout<VifNatRecord> = {
+  name: 'vif-nat',
+  records: vifNatRecords,
+  entry: (r) => routedGuardEntry(r.layout),
+  starts: (env, onBad) => startRules('network-nat', natRecords(env), /^masquerade$/, (r) => r.netdev, 'MASQUERADE', onBad),
+};
+
 export function vifNat(ctx: VifContext, asked: VifRequestOf<VifNatAsked>): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_NAT_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_NAT_GUARDS);
   return runVifHook<VifNatRecord>(ctx, {
     records: vifNatRecords,
     async online(call: VifCall) {

@@ -7,6 +7,7 @@ import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts'
 import { targetName } from '../plans/vif.ts';
 import { planBlindOffline, planRoutedOffline, planVifRouteOnline, type VifRouteRequest } from '../plans/vif-route.ts';
 import { routeRecords, vifRouteRecords, type VifRouteRecord } from '../records.ts';
+import { guardRepair, guardStatus, routedGuardEntry, type GuardLayout } from './vif-guards.ts';
 import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
 /** What the entry asks for: the request, with netdev as given (uplink() resolves it). */
@@ -27,7 +28,12 @@ function ipv6Disabled(): boolean {
   return !existsSync('/proc/sys/net/ipv6') || readSysctl('net.ipv6.conf.all.disable_ipv6') === '1';
 }
 
+/** status/repair (vif-guards.ts): the guests' source guards. */
+const VIF_ROUTE_GUARDS: GuardLayout<VifRouteRecord> = { name: 'vif-route', records: vifRouteRecords, entry: (r) => routedGuardEntry(r.layout) };
+
 export function vifRoute(ctx: VifContext, asked: VifRequestOf<VifRouteAsked>): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_ROUTE_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_ROUTE_GUARDS);
   const store = vifRouteRecords(ctx.env);
   return runVifHook<VifRouteRecord>(ctx, {
     records: vifRouteRecords,

@@ -9,6 +9,9 @@ import { linkCmd, type Link } from '../net/link.ts';
 import { PlanError, step, unlocked, type Step } from '../plan.ts';
 
 export type VifCommand = 'online' | 'offline' | 'add' | 'remove';
+
+/** Commands about every vif online here, not one: no vif/XENBUS_PATH (vif-guards.ts). */
+export type VifHostCommand = 'status' | 'repair';
 export type TypeIf = 'vif' | 'tap';
 
 /** What a vif hook's call names: the device as the kernel named it, and the vifname asked for. */

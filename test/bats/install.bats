@@ -384,3 +384,30 @@ dpkg_in() { dpkg --root="$DESTDIR" "$@" </dev/null; }
   assert_output --partial "/etc/xen/scripts/vif-test is diverted by the package some-other"
   [[ $(tree_sum) == "$before" ]]
 }
+
+@test "with the default directory, the repair units go to /etc/systemd/system; --uninstall takes them out; --dir installs none" {
+  mkdir -p "$PROJ/packaging"
+  cp "$REPO"/packaging/xen-nethooks-repair* "$PROJ/packaging/"
+  cp -p "$PROJ/dist/vif-test" "$PROJ/dist/vif-bridge"
+  put_originals
+  pristine=$(tree_sum)
+  run "$PROJ/install.sh"
+  assert_success
+  assert_output --partial "installing $DESTDIR/etc/systemd/system/xen-nethooks-repair.service"
+  assert_output --partial 'systemctl enable --now xen-nethooks-repair.service'
+  local u
+  for u in xen-nethooks-repair.service xen-nethooks-repair-check.service xen-nethooks-repair-check.timer; do
+    cmp "$REPO/packaging/$u" "$DESTDIR/etc/systemd/system/$u"
+    [[ $(stat -c %a "$DESTDIR/etc/systemd/system/$u") == 644 ]]
+  done
+  run "$PROJ/install.sh"
+  assert_success
+  assert_output --partial "up to date: $DESTDIR/etc/systemd/system/xen-nethooks-repair.service"
+  run "$PROJ/install.sh" --uninstall
+  assert_success
+  assert_output --partial "removing $DESTDIR/etc/systemd/system/xen-nethooks-repair-check.timer"
+  [[ $(tree_sum) == "$pristine" ]]
+  run "$PROJ/install.sh" --dir /opt/xen/scripts
+  assert_success
+  [[ ! -e $DESTDIR/etc/systemd ]]
+}

@@ -3,6 +3,8 @@
 # enters from the physical port, without flushing FORWARD; bridged traffic through iptables;
 # stop puts back the policy, removes exactly our rule and restores the sysctls' old values.
 
+bats_require_minimum_version 1.5.0
+
 NF4=net.bridge.bridge-nf-call-iptables
 NF6=net.bridge.bridge-nf-call-ip6tables
 
@@ -124,4 +126,28 @@ two_bridges() {
 
 @test "two antispoof bridges, stopped last-started first: the originals come back" {
   two_bridges eth1 eth0
+}
+
+@test "a flushed ruleset: vif-bridge status reports antispoof=yes's rules missing, repair lays them again once (issue 14)" {
+  run nb_hook start antispoof=yes
+  assert_success
+  local vb=$NB_ROOT/dist/vif-bridge ours
+  ours=$(forward | grep -E '^-P FORWARD|xen-nethooks')
+  [[ $ours == *'-P FORWARD DROP'* && $ours == *ACCEPT* ]] || fail "start laid no antispoof rules: $ours"
+  run ip netns exec "$DOM0" "$vb" status
+  assert_success
+  assert_output --partial 'antispoof=yes: guard complete'
+  ip netns exec "$DOM0" nft flush ruleset
+  run -3 ip netns exec "$DOM0" "$vb" status
+  assert_output --partial 'FORWARD policy DROP: missing'
+  run ip netns exec "$DOM0" "$vb" repair
+  assert_success
+  assert_output --partial 'rules laid again'
+  assert_equal "$(forward)" "$ours"
+  run ip netns exec "$DOM0" "$vb" repair
+  assert_success
+  assert_output --partial '0 guard(s) laid again, 1 of 1 complete'
+  assert_equal "$(forward)" "$ours"
+  run nb_hook stop
+  assert_success
 }

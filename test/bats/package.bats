@@ -113,6 +113,9 @@ assert_ours_installed() {
   run dpkg-deb -c "$DEB"
   assert_output --regexp 'root/root +[0-9]+ [-0-9: ]+\./etc/xen/scripts/vif-bridge'
   assert_output --partial './lib/systemd/system/xen-nethooks-bridge@.service'
+  assert_output --partial './lib/systemd/system/xen-nethooks-repair.service'
+  assert_output --partial './lib/systemd/system/xen-nethooks-repair-check.service'
+  assert_output --partial './lib/systemd/system/xen-nethooks-repair-check.timer'
   assert_output --partial './etc/logrotate.d/xen-nethooks'
   assert_output --partial './usr/share/doc/xen-nethooks/changelog.Debian.gz'
   assert_output --partial './usr/share/doc/xen-nethooks/README.md.gz'
@@ -301,6 +304,25 @@ assert_ours_installed() {
   run grep -c '"hook":"network-bridge"' "$CH/var/log/xen/xen-hotplug.log"
   assert_success
   [[ $output -gt 0 ]]
+}
+
+@test "the repair unit runs after the firewall services (re)start, and its command repairs all three vif hooks" {
+  local unit=$CH/lib/systemd/system/xen-nethooks-repair.service
+  [[ -f $unit ]]
+  run grep -E '^(After|PartOf|WantedBy|Type|RemainAfterExit)=' "$unit"
+  assert_line 'After=nftables.service netfilter-persistent.service firewalld.service ufw.service'
+  assert_line 'PartOf=nftables.service netfilter-persistent.service firewalld.service ufw.service'
+  assert_line 'WantedBy=multi-user.target nftables.service netfilter-persistent.service firewalld.service ufw.service'
+  assert_line 'Type=oneshot'
+  assert_line 'RemainAfterExit=yes'
+  [[ -f $CH/lib/systemd/system/xen-nethooks-repair-check.timer ]]
+  # What systemd runs ($$ is its escape for $): with no vif online, nothing to repair, exit 0.
+  local start
+  start=$(sed -n 's/^ExecStart=//p' "$unit" | sed 's/\$\$/$/g')
+  run in_chroot_netns "$start"
+  assert_success
+  assert_output --partial 'vif-bridge: repair: 0 guard(s) laid again, 0 of 0 complete'
+  assert_output --partial 'vif-nat: repair: 0 guard(s) laid again, 0 of 0 complete'
 }
 
 @test "the template unit's commands, with a bridge's settings file, build and remove that bridge" {

@@ -389,7 +389,7 @@ kill_at_port_step() {
   assert_success
   local clean
   clean=$(jump_lines vif1.0 | sort)
-  [[ $(wc -l <<<"$clean") -ge 7 ]] || fail "expected the guard's jumps, got:
+  [[ $(wc -l <<<"$clean") -ge 6 ]] || fail "expected the guard's jumps, got:
 $clean"
   run vb_offline 1 0
   assert_success

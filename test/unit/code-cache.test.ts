@@ -97,3 +97,23 @@ test('a cache that cannot be made (the path is a file) costs nothing but the com
   assert.equal(r.status, 0);
   assert.equal(r.stderr, '');
 });
+
+test('XEN_NETHOOKS_CODE_CACHE_REPORT=1 says on stderr what became of the cache: absent, used, rejected, off', async () => {
+  const { path, hash } = await hook('h6');
+  const cache = join(dir, 'cache6');
+  const report = (setting: string) => {
+    const r = spawnSync(process.execPath, [path], {
+      env: { ...process.env, XEN_NETHOOKS_CODE_CACHE: setting, XEN_NETHOOKS_CODE_CACHE_REPORT: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0);
+    return r.stderr;
+  };
+  const file = join(cache, `h6-${hash}-${process.version}-${process.arch}.v8`);
+  assert.equal(report(cache), `h6: code cache absent (${file})\n`);
+  assert.equal(report(cache), `h6: code cache used (${file})\n`);
+  writeFileSync(file, 'not a code cache');
+  assert.equal(report(cache), `h6: code cache rejected (${file})\n`);
+  assert.equal(report('off'), 'h6: code cache off\n');
+  assert.equal(call(path, cache).stderr, '', 'silent without it');
+});
