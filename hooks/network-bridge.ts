@@ -3,11 +3,11 @@
  * xend's `(network-script network-bridge …)` or an operator calls it. See --help.
  */
 import type { Invocation } from '../lib/cli/args.ts';
+import { optionsOf } from '../lib/cli/precedence.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
-import type { VlanSpec } from '../lib/cli/values.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-bridge.ts';
 import { openOutput } from '../lib/log.ts';
-import type { BridgeRequest } from '../lib/plans/bridge.ts';
+import type { BridgeRequest } from '../lib/plans/network-bridge.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 export const spec: HookSpec = {
@@ -69,13 +69,13 @@ Exit status: 0 done or nothing to do, 1 failed (the host was rolled back), 2 bad
 };
 
 function toRequest(inv: Invocation): BridgeRequest {
-  const o = inv.options;
+  const o = optionsOf(inv);
   return {
-    bridge: o.get('bridge') as string | undefined,
-    netdev: o.get('netdev') as string | undefined,
-    vifnum: o.get('vifnum') as number | undefined,
-    antispoof: o.get('antispoof') === true,
-    vlans: (o.get('vlans') as VlanSpec[] | undefined) ?? [],
+    bridge: o.text('bridge'),
+    netdev: o.text('netdev'),
+    vifnum: o.int('vifnum'),
+    antispoof: o.flag('antispoof') === true,
+    vlans: o.vlans('vlans') ?? [],
   };
 }
 

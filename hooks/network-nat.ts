@@ -3,10 +3,11 @@
  * dnsmasq as their DHCP server; as xend's `(network-script network-nat …)` or an operator calls it.
  */
 import type { Invocation } from '../lib/cli/args.ts';
+import { optionsOf } from '../lib/cli/precedence.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-nat.ts';
 import { openOutput } from '../lib/log.ts';
-import { DEFAULT_SUBNET, type NetworkNatRequest } from '../lib/plans/nat.ts';
+import { DEFAULT_SUBNET, type NetworkNatRequest } from '../lib/plans/network-nat.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 const spec: HookSpec = {
@@ -47,11 +48,8 @@ Exit status: 0 done or nothing to do, 1 failed (the host was rolled back), 2 bad
 };
 
 function toRequest(inv: Invocation): NetworkNatRequest {
-  return {
-    netdev: inv.options.get('netdev') as string | undefined,
-    dhcp: inv.options.get('dhcp') === true,
-    subnet: (inv.options.get('subnet') as string | undefined) ?? DEFAULT_SUBNET,
-  };
+  const o = optionsOf(inv);
+  return { netdev: o.text('netdev'), dhcp: o.flag('dhcp') === true, subnet: o.text('subnet') ?? DEFAULT_SUBNET };
 }
 
 void hookMain(spec, async (inv) => {

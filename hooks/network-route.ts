@@ -3,10 +3,11 @@
  * `(network-script network-route …)` or an operator calls it. See --help.
  */
 import type { Invocation } from '../lib/cli/args.ts';
+import { optionsOf } from '../lib/cli/precedence.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { start, status, stop, type Context } from '../lib/commands/network-route.ts';
 import { openOutput } from '../lib/log.ts';
-import type { NetworkRouteRequest } from '../lib/plans/route.ts';
+import type { NetworkRouteRequest } from '../lib/plans/network-route.ts';
 import { hookMain } from '../lib/runtime.ts';
 
 const spec: HookSpec = {
@@ -45,7 +46,8 @@ Exit status: 0 done or nothing to do, 1 failed (the host was rolled back), 2 bad
 };
 
 function toRequest(inv: Invocation): NetworkRouteRequest {
-  return { netdev: inv.options.get('netdev') as string | undefined, vifnum: inv.options.get('vifnum') as number | undefined };
+  const o = optionsOf(inv);
+  return { netdev: o.text('netdev'), vifnum: o.int('vifnum') };
 }
 
 void hookMain(spec, async (inv) => {

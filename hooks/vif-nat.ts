@@ -3,9 +3,11 @@
  * and, when network-nat runs dnsmasq, a DHCP lease for it; as libxl (`online|offline
  * type_if=vif`, `add|remove type_if=tap`) and xend call it.
  */
+import type { Options } from '../lib/cli/options.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { TYPE_IF, vifCommands, vifEpilog } from '../lib/cli/vif-spec.ts';
-import { vifNat } from '../lib/commands/vif-nat.ts';
+import { vifRequest, type VifCall } from '../lib/commands/vif-hotplug.ts';
+import { vifNat, type VifNatAsked } from '../lib/commands/vif-nat.ts';
 import { openOutput } from '../lib/log.ts';
 import { hookMain } from '../lib/runtime.ts';
 
@@ -43,6 +45,16 @@ const spec: HookSpec = {
   }),
 };
 
+/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
+const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
+
+function toRequest(o: Options, call: VifCall): VifNatAsked {
+  return { ...vifRequest(o, call), mac: o.text('mac'), dhcp: o.flag('dhcp') };
+}
+
 void hookMain(spec, async (inv) =>
-  vifNat({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifNat(
+    { spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) },
+    { xenstoreKeys: XENSTORE_KEYS, toRequest },
+  ),
 );

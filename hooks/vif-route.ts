@@ -3,9 +3,11 @@
  * for routed traffic, as libxl (`online|offline type_if=vif`, `add|remove type_if=tap`) and xend
  * call it.
  */
+import type { Options } from '../lib/cli/options.ts';
 import type { HookSpec } from '../lib/cli/spec.ts';
 import { TYPE_IF, vifCommands, vifEpilog } from '../lib/cli/vif-spec.ts';
-import { vifRoute } from '../lib/commands/vif-route.ts';
+import { vifRequest, type VifCall } from '../lib/commands/vif-hotplug.ts';
+import { vifRoute, type VifRouteAsked } from '../lib/commands/vif-route.ts';
 import { openOutput } from '../lib/log.ts';
 import { hookMain } from '../lib/runtime.ts';
 
@@ -44,6 +46,16 @@ dom0: run network-route start first (forwarding, proxy ARP/NDP on netdev).`,
   }),
 };
 
+/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
+const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
+
+function toRequest(o: Options, call: VifCall): VifRouteAsked {
+  return { ...vifRequest(o, call), netdev: o.text('netdev') };
+}
+
 void hookMain(spec, async (inv) =>
-  vifRoute({ spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) }),
+  vifRoute(
+    { spec, inv, env: process.env, flags: inv.flags, out: await openOutput(spec.name, process.env, { command: inv.command, vif: process.env.vif ?? process.env.INTERFACE }) },
+    { xenstoreKeys: XENSTORE_KEYS, toRequest },
+  ),
 );

@@ -1,7 +1,8 @@
 /**
  * The one place that changes the host. Runs a plan's steps in order and logs each command; on the
  * first failure it runs the undo of every completed step in reverse, so that a hook that fails
- * half-way leaves the host as it found it. With dryRun it only renders the plan.
+ * half-way leaves the host as it found it. It has no dry-run mode: --dry-run never reaches it
+ * (dry-run.ts prints the plan instead).
  *
  * Fault injection, for tests only: XEN_NETHOOKS_FAULT=<step id> makes that step fail right after
  * its commands have run, as a failure that has already changed the host would; the step is then
@@ -137,19 +138,3 @@ async function executeSteps(plan: Plan, opts: ExecuteOptions): Promise<Step[]> {
   return done;
 }
 
-/** The --dry-run rendering: every step, its exact commands and its undo. */
-export function renderPlan(plan: Plan): string {
-  if (plan.steps.length === 0) return '  (nothing to do)\n';
-  return plan.steps
-    .map((s, i) => {
-      const lines = [`${String(i + 1).padStart(3)}. ${s.description}  [${s.id}]${s.concurrent ? ' (run at once)' : ''}`];
-      const show = (c: Command, prefix: string) => {
-        lines.push(`       ${prefix}${formatCommand(c)}`);
-        if (c.fallback) lines.push(`       ${' '.repeat(prefix.length)}  (if refused: ${c.fallback.commands.map(formatCommand).join('; ')})`);
-      };
-      for (const c of s.run) show(c, '');
-      for (const c of s.undo) show(c, 'undo: ');
-      return lines.join('\n');
-    })
-    .join('\n') + '\n';
-}

@@ -2,6 +2,18 @@
  * A plan is the whole of what a hook will do to the host, as data: an ordered list of steps, each
  * with the commands that make the change and the commands that take it back. Planning code
  * (lib/plans/) builds plans from a request and an observed state and never runs anything.
+ *
+ * The undo models the hooks use, all built on Step.undo:
+ * - Rollback (every hook): a step that fails makes the executor run the undo of the completed
+ *   steps, last first (executor.ts), so a failed start/online leaves the host as it found it.
+ * - Recorded steps reversed (network-bridge, network-route, network-nat stop): start saves the
+ *   steps it ran, undo commands included, and stop runs reversePlan of them.
+ * - Recorded layout replanned (vif-route, vif-nat offline): online saves the layout as data
+ *   (RoutedVif), and offline plans its steps again and reverses them.
+ * - Removal by name (vif-bridge offline; any vif hook without a record): the guard and port are
+ *   taken out by the device's chain and link names, every command tolerating what is gone.
+ * - Shared settings (Step.shared: ip_forward, bridge-nf-call-*, the FORWARD policy): only the
+ *   last holder puts back the original value (plans/shared-settings.ts).
  */
 import type { Command } from './exec.ts';
 

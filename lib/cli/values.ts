@@ -3,6 +3,7 @@
  * ("what is accepted"), so that every rejection names the key, the value and the fix.
  */
 import { guestAddressProblem, PREFIX_FLOOR } from '../net/guest-address.ts';
+import { IFNAME_MAX, isValidIfname } from '../net/ifname.ts';
 import { AddressError, formatPrefix, hostBitsSet, ipFamily, parsePrefix } from '../net/ip.ts';
 
 export type OptionType =
@@ -34,8 +35,6 @@ export class InvalidValue extends Error {
   }
 }
 
-const IFNAME_MAX = 15; // IFNAMSIZ - 1: the kernel refuses longer names
-
 export function describeType(t: OptionType): string {
   switch (t.kind) {
     case 'ifname':
@@ -60,10 +59,6 @@ export function describeType(t: OptionType): string {
     case 'vlans':
       return 'a comma-separated list of VLAN ids 1-4094, each optionally with @ADDRESS/PREFIX addresses (IPv4 in decimal without leading zeros, or IPv6), e.g. 30,40@192.0.2.1/24';
   }
-}
-
-export function isValidIfname(v: string): boolean {
-  return v.length > 0 && Buffer.byteLength(v) <= IFNAME_MAX && !/[/:\s]/.test(v) && v !== '.' && v !== '..';
 }
 
 export function isValidMac(v: string): boolean {

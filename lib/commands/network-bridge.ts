@@ -1,16 +1,14 @@
 /**
- * network-bridge's commands: the impure shell around lib/plans/bridge.ts. Each one observes the
+ * network-bridge's commands: the impure shell around lib/plans/network-bridge.ts. Each one observes the
  * host, asks the planner, and hands the plan to the executor under Xen's `network-bridge` lock.
  */
 import { existsSync } from 'node:fs';
-import type { Flags } from '../cli/args.ts';
 import { execute } from '../executor.ts';
 import { reversePlan, type Step } from '../plan.ts';
 import { readPolicy } from '../firewall/iptables.ts';
 import { withLock } from '../lock.ts';
-import type { Output } from '../log.ts';
 import { cidrOf, isKernelGenerated } from '../net/address.ts';
-import { defaultRouteDevice, findLink, observeHost, portsOf, userRoutes, type HostState } from '../net/host.ts';
+import { findLink, observeHost, portsOf, userRoutes } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
 import { describeRoute } from '../net/route.ts';
 import { readSysctl } from '../net/sysctl.ts';
@@ -22,17 +20,14 @@ import {
   resolveNames,
   type BridgeRecord,
   type BridgeRequest,
-} from '../plans/bridge.ts';
-import { checkBridgeRecord } from '../record-checks.ts';
-import { BadRecord, StateStore } from '../state.ts';
+} from '../plans/network-bridge.ts';
+import { bridgeRecords, pickRecord, type RecordChoice } from '../records.ts';
+import { BadRecord } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
-import { printPlan } from './plan-output.ts';
+import { printPlan } from '../dry-run.ts';
+import { runNetworkStop, type Context } from './network-shell.ts';
 
-export interface Context {
-  env: NodeJS.ProcessEnv;
-  flags: Flags;
-  out: Output;
-}
+export type { Context };
 
 /**
  * A record of a start that cannot be trusted: network-bridge does not guess what that start
@@ -51,11 +46,10 @@ export class UntrustedRecord extends Error {
   }
 }
 
-const records = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord);
 
 export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   const { out, env, flags } = ctx;
-  const store = records(env);
+  const store = bridgeRecords(env);
   if (!flags.dryRun) requireTools(['ip', 'flock', ...(req.antispoof ? ['iptables'] : [])], env, 'network-bridge start');
   return withLock('network-bridge', env, async () => {
     let host = await observeHost();
@@ -131,64 +125,56 @@ export async function start(req: BridgeRequest, ctx: Context): Promise<number> {
   }, { hook: 'network-bridge', what: `start ${req.bridge ?? req.netdev ?? ''}` }, out.log);
 }
 
-/** Which bridge a bare `stop`/`status` means: the one named, else the one over netdev, else the only one. */
-function pickRecord(req: BridgeRequest, host: HostState, all: Map<string, BridgeRecord>): BridgeRecord | undefined {
-  if (req.bridge !== undefined) return all.get(req.bridge);
-  if (req.netdev !== undefined) return [...all.values()].find((r) => (r.netdev ?? 'none') === req.netdev);
-  const dev = defaultRouteDevice(host);
-  const byDefault = [...all.values()].find((r) => r.bridge === dev || r.netdev === dev);
-  if (byDefault) return byDefault;
-  return all.size === 1 ? [...all.values()][0] : undefined;
-}
+/** Which bridge a bare `stop`/`status` means (records.ts pickRecord): bridge=, else netdev=, else the default route's. */
+const asked = (req: BridgeRequest): RecordChoice<BridgeRecord> => ({
+  key: req.bridge,
+  netdev: req.netdev,
+  netdevOf: (r) => r.netdev ?? 'none',
+  devicesOf: (_key, r) => [r.bridge, ...(r.netdev !== null ? [r.netdev] : [])],
+});
 
-export async function stop(req: BridgeRequest, ctx: Context): Promise<number> {
-  const { out, env, flags } = ctx;
-  const store = records(env);
-  return withLock('network-bridge', env, async () => {
-    if (req.bridge === 'null') {
-      out.say('bridge=null: nothing to do');
-      return 0;
-    }
-    const bad: BadRecord[] = [];
-    const all = store.all((b) => bad.push(b));
-    const host = await observeHost();
-    const record = pickRecord(req, host, all);
-    if (!record) {
-      // The bridge asked for (or, asked for none, the only one there is) has a record that cannot
-      // be trusted: say so and how to finish by hand, not "nothing to do".
-      const hit = bad.find((b) => b.key === req.bridge) ?? (req.bridge === undefined && req.netdev === undefined && all.size === 0 ? bad[0] : undefined);
-      if (hit) throw new UntrustedRecord(hit);
-      const which = req.bridge ?? req.netdev ?? 'the default bridge';
-      out.say(`${which} was not started by network-bridge here; nothing to do` +
-        (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
-        (bad.length ? ` (records that cannot be trusted: ${bad.map((b) => b.path).join(', ')})` : ''));
-      return 0;
-    }
-    for (const b of bad) {
-      // Not this bridge's: stop goes on, but a host-wide setting that bridge shares is not handed to it.
-      out.say(`warning: ${b.message} (not ${record.bridge}'s: ignored here)`);
-      out.log.warn({ file: b.path, problem: b.problem }, 'record of another bridge cannot be trusted');
-    }
-    const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
-    const { plan, handOver } = planStop(record, others, host);
-    if (flags.dryRun) {
-      printPlan(`stop bridge ${record.bridge}`, plan, flags, { command: 'stop', bridge: record.bridge });
-      return 0;
-    }
-    out.log.info({ bridge: record.bridge, steps: plan.steps.length }, 'stop');
-    await execute(plan, { log: out.log, say: out.say, fault: env.XEN_NETHOOKS_FAULT });
-    for (const heir of handOver) store.write(heir.bridge, heir);
-    store.remove(record.bridge);
-    out.say(`stopped ${record.bridge}: ${record.netdev ?? 'host-only bridge'} is as it was before start`);
-    return 0;
-  }, { hook: 'network-bridge', what: `stop ${req.bridge ?? req.netdev ?? ''}` }, out.log);
+export function stop(req: BridgeRequest, ctx: Context): Promise<number> {
+  const { out, env } = ctx;
+  if (req.bridge === 'null') {
+    out.say('bridge=null: nothing to do');
+    return Promise.resolve(0);
+  }
+  const store = bridgeRecords(env);
+  return runNetworkStop<BridgeRecord, BridgeRecord>(ctx, {
+    hook: 'network-bridge',
+    lock: 'network-bridge',
+    holder: { hook: 'network-bridge', what: `stop ${req.bridge ?? req.netdev ?? ''}` },
+    store,
+    choice: asked(req),
+    untrusted: (b) => new UntrustedRecord(b),
+    notStarted: (all, bad) => `${req.bridge ?? req.netdev ?? 'the default bridge'} was not started by network-bridge here; nothing to do` +
+      (all.size ? ` (started: ${[...all.keys()].join(', ')}; name one with bridge=)` : '') +
+      (bad.length ? ` (records that cannot be trusted: ${bad.map((b) => b.path).join(', ')})` : ''),
+    othersBad(record, bad) {
+      for (const b of bad) {
+        // Not this bridge's: stop goes on, but a host-wide setting that bridge shares is not handed to it.
+        out.say(`warning: ${b.message} (not ${record.bridge}'s: ignored here)`);
+        out.log.warn({ file: b.path, problem: b.problem }, 'record of another bridge cannot be trusted');
+      }
+    },
+    plan(record, all, host) {
+      const others = [...all.values()].filter((r) => r.bridge !== record.bridge);
+      const { plan, handOver } = planStop(record, others, host);
+      return { plan, title: `stop bridge ${record.bridge}`, facts: { bridge: record.bridge }, handOver };
+    },
+    saveHandOver: (heirs) => {
+      for (const heir of heirs) store.write(heir.bridge, heir);
+    },
+    keyOf: (r) => r.bridge,
+    done: (r) => `stopped ${r.bridge}: ${r.netdev ?? 'host-only bridge'} is as it was before start`,
+  });
 }
 
 export async function status(req: BridgeRequest, ctx: Context): Promise<number> {
   const host = await observeHost();
   const bad: BadRecord[] = [];
-  const all = records(ctx.env).all((b) => bad.push(b));
-  const record = pickRecord(req, host, all);
+  const all = bridgeRecords(ctx.env).all((b) => bad.push(b));
+  const record = pickRecord(all, asked(req), host);
   const name = record?.bridge ?? req.bridge ?? resolveNames(req, host).bridge;
   const badRecord = record ? undefined : bad.find((b) => b.key === name);
   const link = findLink(host, name);

@@ -10,7 +10,7 @@
  */
 import { run, type Command } from '../exec.ts';
 import type { Step } from '../plan.ts';
-import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
+import type { BadRecord, StateStore } from '../state.ts';
 
 /** One rule or policy of a start record, the command that lays it and how to tell it is there. */
 export interface StartRule {
@@ -64,11 +64,10 @@ export function startRule(c: Command): StartRule | undefined {
   return undefined;
 }
 
-/** The start records of `hook` with the rules of the steps `ids` (in start's order). */
+/** The start records of `hook`, in its `store` (records.ts), with the rules of the steps `ids` (in start's order). */
 export function startRules<R extends { steps: Step[] }>(
-  env: NodeJS.ProcessEnv, hook: string, check: RecordCheck<R>, ids: RegExp, dev: (r: R) => string, policy: string, onBad: (b: BadRecord) => void,
+  hook: string, store: StateStore<R>, ids: RegExp, dev: (r: R) => string, policy: string, onBad: (b: BadRecord) => void,
 ): StartRules[] {
-  const store = new StateStore<R>(env, hook, check);
   return [...store.all(onBad)].map(([key, r]) => ({
     hook, key, file: store.path(key), dev: dev(r), policy,
     rules: r.steps.filter((s) => ids.test(s.id)).flatMap((s) => s.run.map(startRule).filter((x): x is StartRule => x !== undefined)),

@@ -4,18 +4,16 @@ import { chainName, type FirewallBackend } from '../firewall/guard.ts';
 import { observeXtablesGuard, onPath } from '../firewall/xtables-nft.ts';
 import { findLink, observeDevices, observeLinks, type HostState } from '../net/host.ts';
 import { isBridge } from '../net/link.ts';
-import type { BridgeRecord } from '../plans/bridge.ts';
-import { firewallCommands, firewallRemoval, planOffline, planOnline, targetName, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
-import { checkBridgeRecord, checkVifBridgeRecord, type VifBridgeRecord } from '../record-checks.ts';
-import { BadRecord, StateStore } from '../state.ts';
+import { firewallCommands, firewallRemoval, planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, type StartedBridge, type VifRequest } from '../plans/vif-bridge.ts';
+import { targetName } from '../plans/vif.ts';
+import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../records.ts';
+import { BadRecord } from '../state.ts';
 import { startRules } from './start-rules.ts';
 import { guardRepair, guardStatus, type GuardEntry, type GuardLayout } from './vif-guards.ts';
-import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { requestOf, runVifHook, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['bridge', 'ip', 'mac', 'mtu', 'vifname'] as const;
-
-const NAME = 'vif-bridge';
+/** What the entry asks for: the request without what is observed. */
+export type VifAsked = Omit<VifRequest, 'nft'>;
 
 export type { VifBridgeRecord };
 
@@ -28,22 +26,12 @@ function rawNotrack(record: VifBridgeRecord | undefined, firewall: FirewallBacke
   return record ? record.notrack && record.notrackBridgedOnly !== true : notrack;
 }
 
-function request(ctx: VifContext, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
-  const o = withXenstore(ctx, call.xs, XENSTORE_KEYS, onInvalid);
-  return {
-    command: call.command,
-    typeIf: call.typeIf,
-    dev: call.dev,
-    bridge: o.get('bridge') as string | undefined,
-    ip: (o.get('ip') as string[] | undefined) ?? [],
-    mac: o.get('mac') as string | undefined,
-    mtu: o.get('mtu') as number | undefined,
-    vifname: o.get('vifname') as string | undefined,
-    firewall: (o.get('firewall') as FirewallBackend | undefined) ?? 'iptables',
-    notrack: o.get('notrack') !== false,
-    antispoof: o.get('antispoof') !== false,
-    nft: onPath('nft', ctx.env),
-  };
+/**
+ * The request of this call, from the entry's typed read (hooks/vif-bridge.ts), with what this
+ * host has: `nft` installed (firewall=iptables then adds its nft companion).
+ */
+function request(ctx: VifContext, asked: VifRequestOf<VifAsked>, call: VifCall, onInvalid?: (message: string) => void): VifRequest {
+  return { ...requestOf(ctx, asked, call, onInvalid), nft: onPath('nft', ctx.env) };
 }
 
 /**
@@ -73,7 +61,7 @@ async function leftoverGuard(record: VifBridgeRecord | undefined, req: VifReques
 function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): StartedBridge[] {
   if (xenbrNumber(wanted) === undefined) return [];
   const out: StartedBridge[] = [];
-  for (const r of new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord).all().values()) {
+  for (const r of bridgeRecords(env).all().values()) {
     if (typeof r.vifnum === 'number') out.push({ bridge: r.bridge, vifnum: r.vifnum });
   }
   return out;
@@ -94,24 +82,23 @@ function guardEntry(r: VifBridgeRecord, env: NodeJS.ProcessEnv): GuardEntry {
 }
 
 export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = {
-  name: NAME,
-  check: checkVifBridgeRecord,
+  name: 'vif-bridge',
+  records: vifBridgeRecords,
   entry: guardEntry,
   // network-bridge antispoof=yes: the uplink's ACCEPT and the FORWARD policy DROP.
-  starts: (env, onBad) => startRules<BridgeRecord>(env, 'network-bridge', checkBridgeRecord, /^(antispoof-accept|forward-policy)$/, (r) => r.bridge, 'antispoof=yes', onBad)
+  starts: (env, onBad) => startRules('network-bridge', bridgeRecords(env), /^(antispoof-accept|forward-policy)$/, (r) => r.bridge, 'antispoof=yes', onBad)
     .filter((s) => s.rules.length > 0),
 };
 
-export function vifBridge(ctx: VifContext): Promise<number> {
+export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promise<number> {
   if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_BRIDGE_GUARDS);
   if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_BRIDGE_GUARDS);
-  const store = new StateStore<VifBridgeRecord>(ctx.env, NAME, checkVifBridgeRecord);
+  const store = vifBridgeRecords(ctx.env);
   return runVifHook<VifBridgeRecord>(ctx, {
-    name: NAME,
-    check: checkVifBridgeRecord,
+    records: vifBridgeRecords,
     plansLeftovers: true,
     async online(call: VifCall) {
-      const req = request(ctx, call);
+      const req = request(ctx, asked, call);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
       const alias = xenbrAlias(req.bridge);
       const started = startedBridges(ctx.env, req.bridge);
@@ -131,9 +118,10 @@ export function vifBridge(ctx: VifContext): Promise<number> {
         ctx.out.say(`warning: ${m}`);
         ctx.out.log.warn({ file: e.path, problem: e.problem }, m);
       }
-      const on = planOnline(req, host, (mtu) => reportSuccess(call, mtu), await leftoverGuard(record, req, host, distrusted), started);
+      const on = planOnline(req, host, await leftoverGuard(record, req, host, distrusted), started);
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: {
           version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString(),
           // What status shows and repair lays again (vif-guards.ts).
@@ -148,7 +136,7 @@ export function vifBridge(ctx: VifContext): Promise<number> {
     },
     async offline(call: VifCall, record: VifBridgeRecord | undefined) {
       // What online set up must come out whatever xenstore says now: a malformed key is skipped.
-      const req = request(ctx, call, (m) => ctx.out.say(`warning: ${m}`));
+      const req = request(ctx, asked, call, (m) => ctx.out.say(`warning: ${m}`));
       const dev = record?.dev ?? targetName(req);
       // Without a record nothing says which backend online used (firewall= may have changed
       // since, or the record was lost): both come out, by name.

@@ -16,13 +16,13 @@ import { execute } from '../executor.ts';
 import { comparePieces, describeMissing, expectedPieces, listFirewall, toolsFor, type FirewallListing, type Piece, type PieceState } from '../firewall/guard-check.ts';
 import { withLock } from '../lock.ts';
 import { step, type Plan } from '../plan.ts';
-import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
+import type { BadRecord, StateStore } from '../state.ts';
 import { chainName } from '../firewall/guard.ts';
 import { guardApply, guardRemove } from '../firewall/source-guard.ts';
-import type { RoutedVif } from '../plans/route.ts';
+import type { RoutedVif } from '../plans/vif-route.ts';
 import { requireTools, planPrograms } from '../tools.ts';
 import { readOptional } from '../xenstore.ts';
-import { printPlan } from './plan-output.ts';
+import { printPlan } from '../dry-run.ts';
 import { missingRules, type StartRule, type StartRules } from './start-rules.ts';
 import type { VifContext } from './vif-hotplug.ts';
 
@@ -50,8 +50,10 @@ export interface GuardEntry {
 }
 
 export interface GuardLayout<R> {
+  /** The hook's name, as status prints it. */
   name: string;
-  check: RecordCheck<R>;
+  /** The hook's store (records.ts), whose records are the vifs online here. */
+  records(env: NodeJS.ProcessEnv): StateStore<R>;
   entry(record: R, env: NodeJS.ProcessEnv): GuardEntry;
   /** The network script's start records whose rules a reload removes too (start-rules.ts). */
   starts?(env: NodeJS.ProcessEnv, onBad: (b: BadRecord) => void): StartRules[];
@@ -125,7 +127,7 @@ async function domainName(domid: number | undefined): Promise<string> {
 }
 
 function records<R>(ctx: VifContext, layout: GuardLayout<R>): { entries: Array<{ key: string; file: string; entry: GuardEntry }>; bad: VifStatus[] } {
-  const store = new StateStore<R>(ctx.env, layout.name, layout.check);
+  const store = layout.records(ctx.env);
   const bad: VifStatus[] = [];
   const all = store.all((b: BadRecord) => {
     bad.push({ hook: layout.name, key: b.key, file: b.path, guard: 'bad-record', missing: [], repairable: false, problem: b.problem });

@@ -8,19 +8,20 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Flags, Invocation } from '../cli/args.ts';
 import type { HookSpec } from '../cli/spec.ts';
-import { InvalidValue, parseValue, type OptionValue } from '../cli/values.ts';
+import type { Options } from '../cli/options.ts';
+import { optionsOf, overXenstore } from '../cli/precedence.ts';
 import { run, type Command } from '../exec.ts';
 import { execute, PlanFailed } from '../executor.ts';
 import { LockTimeout, stepLock, withLock, type Holder } from '../lock.ts';
 import { UnsafePath } from '../safe-file.ts';
 import type { Output } from '../log.ts';
-import { PlanError, type Plan } from '../plan.ts';
-import type { TypeIf, VifCommand } from '../plans/vif-bridge.ts';
+import { PlanError, step, unlocked, type Plan } from '../plan.ts';
+import type { TypeIf, VifCommand } from '../plans/vif.ts';
 import { waitForDevice } from '../net/sysfs.ts';
-import { BadRecord, StateStore, type RecordCheck } from '../state.ts';
+import { BadRecord, type StateStore } from '../state.ts';
 import { planPrograms, requireTools } from '../tools.ts';
 import { absolutePath, backendPath, callerHome, DOM0_HOME, domidOfHome, frontendPathOf, parseVifName, readAsCaller, readDir, tapBackendPath, writeCommand, XenstoreError } from '../xenstore.ts';
-import { printPlan } from './plan-output.ts';
+import { printPlan } from '../dry-run.ts';
 
 export const HOOK_DIR = '/etc/xen/scripts/vif-post.d';
 
@@ -47,7 +48,10 @@ export interface VifCall {
 }
 
 export interface Online<R> {
+  /** Everything online changes but the report to xenstore, which runVifHook adds last (withReport). */
   plan: Plan;
+  /** The MTU the frontend is told (a PV vif's report). */
+  mtu: number;
   record: R;
   /** The device's name once online. */
   dev: string;
@@ -65,10 +69,8 @@ export interface Offline {
 }
 
 export interface VifLayout<R> {
-  /** The state store's prefix: the hook's name. */
-  name: string;
-  /** Checks a record read back (record-checks.ts). */
-  check: RecordCheck<R>;
+  /** The hook's store (records.ts): where online leaves the record offline reads. */
+  records(env: NodeJS.ProcessEnv): StateStore<R>;
   online(call: VifCall): Promise<Online<R>>;
   /**
    * The layout's online plans around what an earlier online of the same vif left (vif-bridge
@@ -77,9 +79,6 @@ export interface VifLayout<R> {
   plansLeftovers?: boolean;
   offline(call: VifCall, record: R | undefined): Promise<Offline>;
 }
-
-/** A failure of the request itself (bad xenstore value), reported like any other. */
-export class VifFailure extends Error {}
 
 function fail(message: string): never {
   throw new PlanError(message);
@@ -115,7 +114,7 @@ async function domainHome(env: NodeJS.ProcessEnv): Promise<string> {
 function locate(ctx: VifContext, home: string): Omit<VifCall, 'xs'> | undefined {
   const { env, inv, spec } = ctx;
   const command = inv.command as VifCommand;
-  const typeIf = ((inv.options.get('type_if') as string | undefined) ?? 'vif') as TypeIf;
+  const typeIf: TypeIf = optionsOf(inv).choice('type_if', ['vif', 'tap']) ?? 'vif';
   const wanted: TypeIf = command === 'online' || command === 'offline' ? 'vif' : 'tap';
   if (typeIf !== wanted) return undefined;
   const dev = typeIf === 'vif' ? env.vif : env.INTERFACE;
@@ -127,43 +126,48 @@ function locate(ctx: VifContext, home: string): Omit<VifCall, 'xs'> | undefined 
   return { command, typeIf, up: command === 'online' || command === 'add', dev, backend, key: `${backend.split('/').slice(-2).join('.')}.${typeIf}` };
 }
 
-/**
- * The invocation's options with the backend's `keys` laid over them (SPEC §1 precedence). A
- * malformed xenstore value fails the request, unless `onInvalid` is given (offline: what online
- * set up must come out whatever xenstore says now); then the key is left out and reported to it.
- */
-export function withXenstore(
-  ctx: VifContext,
-  xs: ReadonlyMap<string, string>,
-  keys: readonly string[],
-  onInvalid?: (message: string) => void,
-): Map<string, OptionValue> {
-  const o = new Map(ctx.inv.options);
-  for (const key of keys) {
-    const raw = xs.get(key);
-    if (raw === undefined || raw.trim() === '') continue;
-    const opt = ctx.spec.options.find((x) => x.key === key);
-    if (!opt) continue;
-    try {
-      o.set(key, parseValue(opt.type, raw.trim()));
-    } catch (e) {
-      if (!(e instanceof InvalidValue)) throw e;
-      const message = `invalid xenstore ${key}=${JSON.stringify(raw)}: ${e.message}`;
-      if (!onInvalid) throw new VifFailure(message);
-      onInvalid(`${message} (ignored)`);
-    }
-  }
-  return o;
+/** The invocation's options with the backend's `keys` laid over them (cli/precedence.ts). */
+export function withXenstore(ctx: VifContext, xs: ReadonlyMap<string, string>, keys: readonly string[], onInvalid?: (message: string) => void): Options {
+  return overXenstore(ctx.spec, ctx.inv, xs, keys, onInvalid);
 }
 
 /**
- * Success, in one transaction, last in the plan, for a PV vif: the frontend's mtu and `connected`.
- * An emulated NIC (tap) writes neither, as the originals do (set_mtu writes the frontend only for
- * type_if=vif, and libxl waits for no hotplug-status there).
+ * How a vif hook's entry (hooks/<hook>.ts) makes its typed request, as the network-* entries do
+ * theirs: the xenstore keys that win over argv, and the typed read of the options so laid.
+ */
+export interface VifRequestOf<Req> {
+  xenstoreKeys: readonly string[];
+  toRequest(o: Options, call: VifCall): Req;
+}
+
+/** What every vif hook's request has, read from the options as the entries read them. */
+export function vifRequest(o: Options, call: VifCall): { command: VifCommand; typeIf: TypeIf; dev: string; ip: string[]; vifname: string | undefined; mtu: number | undefined; antispoof: boolean } {
+  return { command: call.command, typeIf: call.typeIf, dev: call.dev, ip: o.list('ip') ?? [], vifname: o.text('vifname'), mtu: o.int('mtu'), antispoof: o.flag('antispoof') !== false };
+}
+
+/** The request of this call: defaults < config < env < argv < xenstore, read by type. */
+export function requestOf<Req>(ctx: VifContext, asked: VifRequestOf<Req>, call: VifCall, onInvalid?: (message: string) => void): Req {
+  return asked.toRequest(withXenstore(ctx, call.xs, asked.xenstoreKeys, onInvalid), call);
+}
+
+/**
+ * Success, in one transaction, for a PV vif: the frontend's mtu and `connected`. An emulated NIC
+ * (tap) writes neither, as the originals do (set_mtu writes the frontend only for type_if=vif,
+ * and libxl waits for no hotplug-status there).
  */
 export function reportSuccess(call: VifCall, mtu: number): Command[] {
   if (call.typeIf !== 'vif') return [];
   return [writeCommand([[`${frontendPathOf(call.backend, call.xs)}/mtu`, String(mtu)], [`${call.backend}/hotplug-status`, 'connected']])];
+}
+
+/**
+ * The layout's online plan with the report last: `hotplug-status connected` is written only once
+ * everything else is in place, and a failure of the write itself rolls back the rest. The vif's
+ * own xenstore nodes: no lock (Step.unlocked).
+ */
+export function withReport(plan: Plan, call: VifCall, mtu: number): Plan {
+  const report = reportSuccess(call, mtu);
+  return report.length ? { steps: [...plan.steps, unlocked(step('report', 'report to xenstore', report, []))] } : plan;
 }
 
 /** Scripts in vif-post.d are bash fragments that the originals source; run them the same way. */
@@ -208,7 +212,7 @@ export const DEVICE_WAIT_MS = 5000;
  * carry its vifname (online run again), which counts as there.
  */
 async function awaitDevice(ctx: VifContext, call: VifCall): Promise<void> {
-  const vifname = (call.xs.get('vifname')?.trim() || (ctx.inv.options.get('vifname') as string | undefined)) ?? undefined;
+  const vifname = (call.xs.get('vifname')?.trim() || optionsOf(ctx.inv).text('vifname')) ?? undefined;
   const names = [call.dev, ...(vifname ? [call.typeIf === 'tap' ? `${vifname}-emu` : vifname] : [])];
   const waitMs = Number(ctx.env.XEN_NETHOOKS_DEVICE_WAIT_MS) || DEVICE_WAIT_MS;
   const started = Date.now();
@@ -267,7 +271,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     out.log.info({ command: ctx.inv.command, typeIf: ctx.inv.options.get('type_if') }, 'nothing to do for this type_if');
     return 0;
   }
-  const store = new StateStore<R>(env, layout.name, layout.check);
+  const store = layout.records(env);
   let xs = new Map<string, string>();
   try {
     xs = await readDir(where.backend);
@@ -340,7 +344,8 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
     if (!flags.dryRun) requireTools(['ip', 'flock'], env, `${ctx.spec.name} ${call.command}`);
     await awaitDevice(ctx, call);
     if (!layout.plansLeftovers && !flags.dryRun) await clearLeftover(ctx, layout, call, store, holder);
-    const on = await layout.online(call);
+    const planned = await layout.online(call);
+    const on = { ...planned, plan: withReport(planned.plan, call, planned.mtu) };
     // What this plan runs, for the backend and options chosen: all there before any of it runs.
     if (!flags.dryRun) requireTools(planPrograms(on.plan), env, `${ctx.spec.name} ${call.command} (${on.title})`);
     for (const w of on.warnings) {

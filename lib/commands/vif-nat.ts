@@ -1,21 +1,22 @@
-/** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/nat.ts. */
+/** vif-nat's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-nat.ts. */
 import { findDnsmasq, type DnsmasqFiles } from '../dhcp/dnsmasq.ts';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork } from '../plans/nat.ts';
-import { IP_FORWARD, planBlindOffline } from '../plans/route.ts';
-import { targetName } from '../plans/vif-bridge.ts';
+import { blindDhcpCleanup, MAX_DOMID, MAX_NAT_HANDLE, planVifNatOffline, planVifNatOnline, type NatNetwork, type VifNatRequest } from '../plans/vif-nat.ts';
+import { IP_FORWARD } from '../plans/routing.ts';
+import { targetName } from '../plans/vif.ts';
+import { planBlindOffline } from '../plans/vif-route.ts';
 import { parseBackendPath } from '../xenstore.ts';
-import { checkNatRecord, checkVifNatRecord, type VifNatRecord } from '../record-checks.ts';
+import { natRecords, vifNatRecords, type VifNatRecord } from '../records.ts';
 import type { BadRecord } from '../state.ts';
-import { natRecords } from './network-records.ts';
+import { InvalidXenstore } from '../cli/precedence.ts';
 import { startRules } from './start-rules.ts';
 import { guardRepair, guardStatus, routedGuardEntry, type GuardLayout } from './vif-guards.ts';
-import { reportSuccess, runVifHook, VifFailure, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['ip', 'mac', 'mtu', 'vifname'] as const;
+/** What the entry asks for: the request without the guest's domid and handle, which the backend has. */
+export type VifNatAsked = Omit<VifNatRequest, 'domid' | 'handle'>;
 
 export type { VifNatRecord };
 
@@ -39,33 +40,30 @@ function xsNumber(call: VifCall, key: string, fallback: number, max: number, acc
   const text = given ? raw : String(fallback);
   if (!/^(0|[1-9][0-9]{0,9})$/.test(text) || Number(text) > max) {
     const what = given ? `xenstore ${key}=${JSON.stringify(raw)}` : `${key} ${fallback} (from the backend path ${call.backend})`;
-    throw new VifFailure(`invalid ${what}: expected ${accepted}`);
+    throw new InvalidXenstore(`invalid ${what}: expected ${accepted}`);
   }
   return Number(text);
 }
 
 const DEVID_MAX = 2 ** 31 - 1;
 
-const NAME = 'vif-nat';
-
 /** status/repair (vif-guards.ts): the guests' source guards, and network-nat's MASQUERADE. */
 const VIF_NAT_GUARDS: GuardLayout<VifNatRecord> = {
-  name: NAME,
-  check: checkVifNatRecord,
+  name: 'vif-nat',
+  records: vifNatRecords,
   entry: (r) => routedGuardEntry(r.layout),
-  starts: (env, onBad) => startRules(env, 'network-nat', checkNatRecord, /^masquerade$/, (r) => r.netdev, 'MASQUERADE', onBad),
+  starts: (env, onBad) => startRules('network-nat', natRecords(env), /^masquerade$/, (r) => r.netdev, 'MASQUERADE', onBad),
 };
 
-export function vifNat(ctx: VifContext): Promise<number> {
+export function vifNat(ctx: VifContext, asked: VifRequestOf<VifNatAsked>): Promise<number> {
   if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_NAT_GUARDS);
   if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_NAT_GUARDS);
   return runVifHook<VifNatRecord>(ctx, {
-    name: NAME,
-    check: checkVifNatRecord,
+    records: vifNatRecords,
     async online(call: VifCall) {
-      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const given = requestOf(ctx, asked, call);
       const id = parseBackendPath(call.backend);
-      const ip = (o.get('ip') as string[] | undefined) ?? [];
+      const { ip } = given;
       const domid = xsNumber(call, 'frontend-id', id.domid, MAX_DOMID, `a domain id 0-${MAX_DOMID}`);
       // With ip= the handle only names the DHCP host; without, it is the last octet.
       const handle = ip.length
@@ -74,29 +72,17 @@ export function vifNat(ctx: VifContext): Promise<number> {
           `a device handle 0-${MAX_NAT_HANDLE}: the default guest address 10.<domid/256>.<domid%256>.<handle+1> needs room for its router 127 above it (at most .254); or set ip= for this vif`);
       const network = natNetwork(ctx.env);
       const dnsmasqPid = pidOf(network?.dhcp);
-      const dhcp = o.get('dhcp') as boolean | undefined;
-      const on = planVifNatOnline({
-        command: call.command,
-        typeIf: call.typeIf,
-        dev: call.dev,
-        ip,
-        mac: o.get('mac') as string | undefined,
-        vifname: o.get('vifname') as string | undefined,
-        mtu: o.get('mtu') as number | undefined,
-        antispoof: o.get('antispoof') !== false,
-        dhcp,
-        domid,
-        handle,
-      }, {
+      const on = planVifNatOnline({ ...given, domid, handle }, {
         host: await observeHost(),
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
         ipForward: readSysctl(IP_FORWARD),
         network,
         dnsmasqPid,
-      }, (mtu) => reportSuccess(call, mtu));
+      });
       const { layout, addressing: a } = on;
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: { version: 1, layout, onlineAt: new Date().toISOString() },
         dev: layout.dev,
         title: `${call.command} ${layout.dev}: guest ${a.guest}/${a.prefix}, router ${a.router}`,
@@ -116,7 +102,7 @@ export function vifNat(ctx: VifContext): Promise<number> {
         return { plan: planVifNatOffline(layout, dnsmasqPid, seen), dev: layout.dev, hookVars: { ip: layout.routes[0]?.dst ?? '' } };
       }
       const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
-      const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+      const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.text('vifname') });
       const plan = planBlindOffline(dev, await observeSourceGuard(ctx.env, dev));
       if (files) plan.steps.unshift(blindDhcpCleanup(files, call.dev, dnsmasqPid));
       return { plan, dev, hookVars: { ip: '' } };

@@ -1,30 +1,19 @@
-/** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/route.ts. */
+/** vif-route's layout for the vif hook shell (vif-hotplug.ts): observe, plan with lib/plans/vif-route.ts. */
 import { existsSync } from 'node:fs';
 import { observeSourceGuard } from '../firewall/source-guard.ts';
 import { observeHost, type HostState } from '../net/host.ts';
 import { devSysctl, readSysctl } from '../net/sysctl.ts';
-import {
-  IP_FORWARD,
-  IPV6_FORWARDING,
-  planBlindOffline,
-  planRoutedOffline,
-  planVifRouteOnline,
-  resolveUplink,
-  type VifRouteRequest,
-} from '../plans/route.ts';
-import { targetName } from '../plans/vif-bridge.ts';
-import { checkVifRouteRecord, type VifRouteRecord } from '../record-checks.ts';
-import { StateStore } from '../state.ts';
-import { routeRecords } from './network-records.ts';
-import { guardRepair, guardStatus, routedGuardEntry } from './vif-guards.ts';
-import { reportSuccess, runVifHook, withXenstore, type VifCall, type VifContext } from './vif-hotplug.ts';
+import { IP_FORWARD, IPV6_FORWARDING, resolveUplink } from '../plans/routing.ts';
+import { targetName } from '../plans/vif.ts';
+import { planBlindOffline, planRoutedOffline, planVifRouteOnline, type VifRouteRequest } from '../plans/vif-route.ts';
+import { routeRecords, vifRouteRecords, type VifRouteRecord } from '../records.ts';
+import { guardRepair, guardStatus, routedGuardEntry, type GuardLayout } from './vif-guards.ts';
+import { requestOf, runVifHook, withXenstore, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
-/** Keys read from the backend directory; they override argv and the environment (SPEC §1). */
-const XENSTORE_KEYS = ['ip', 'mtu', 'vifname'] as const;
+/** What the entry asks for: the request, with netdev as given (uplink() resolves it). */
+export type VifRouteAsked = Omit<VifRouteRequest, 'netdev'> & { netdev?: string | undefined };
 
 export type { VifRouteRecord };
-
-const NAME = 'vif-route';
 
 /** The uplink: netdev= if given, else the one network-route started here, else the default route's. */
 function uplink(ctx: VifContext, given: string | undefined, host: HostState): string {
@@ -39,36 +28,30 @@ function ipv6Disabled(): boolean {
   return !existsSync('/proc/sys/net/ipv6') || readSysctl('net.ipv6.conf.all.disable_ipv6') === '1';
 }
 
-export function vifRoute(ctx: VifContext): Promise<number> {
-  if (ctx.inv.command === 'status') return guardStatus(ctx, { name: NAME, check: checkVifRouteRecord, entry: (r) => routedGuardEntry(r.layout) });
-  if (ctx.inv.command === 'repair') return guardRepair(ctx, { name: NAME, check: checkVifRouteRecord, entry: (r) => routedGuardEntry(r.layout) });
-  const store = new StateStore<VifRouteRecord>(ctx.env, NAME, checkVifRouteRecord);
+/** status/repair (vif-guards.ts): the guests' source guards. */
+const VIF_ROUTE_GUARDS: GuardLayout<VifRouteRecord> = { name: 'vif-route', records: vifRouteRecords, entry: (r) => routedGuardEntry(r.layout) };
+
+export function vifRoute(ctx: VifContext, asked: VifRequestOf<VifRouteAsked>): Promise<number> {
+  if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_ROUTE_GUARDS);
+  if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_ROUTE_GUARDS);
+  const store = vifRouteRecords(ctx.env);
   return runVifHook<VifRouteRecord>(ctx, {
-    name: NAME,
-    check: checkVifRouteRecord,
+    records: vifRouteRecords,
     async online(call: VifCall) {
-      const o = withXenstore(ctx, call.xs, XENSTORE_KEYS);
+      const given = requestOf(ctx, asked, call);
       const host = await observeHost();
-      const req: VifRouteRequest = {
-        command: call.command,
-        typeIf: call.typeIf,
-        dev: call.dev,
-        ip: (o.get('ip') as string[] | undefined) ?? [],
-        vifname: o.get('vifname') as string | undefined,
-        mtu: o.get('mtu') as number | undefined,
-        netdev: uplink(ctx, o.get('netdev') as string | undefined, host),
-        antispoof: o.get('antispoof') !== false,
-      };
+      const req: VifRouteRequest = { ...given, netdev: uplink(ctx, given.netdev, host) };
       const on = planVifRouteOnline(req, {
         host,
         proxyArpWas: readSysctl(devSysctl(4, call.dev, 'proxy_arp')),
         ipForward: readSysctl(IP_FORWARD),
         ipv6Forwarding: readSysctl(IPV6_FORWARDING),
         ipv6Disabled: ipv6Disabled(),
-      }, (mtu) => reportSuccess(call, mtu));
+      });
       const { layout } = on;
       return {
         plan: on.plan,
+        mtu: on.mtu,
         record: { version: 1, layout, onlineAt: new Date().toISOString() },
         dev: layout.dev,
         title: `${call.command} ${layout.dev}: routed via ${req.netdev}`,
@@ -81,7 +64,7 @@ export function vifRoute(ctx: VifContext): Promise<number> {
     async offline(call: VifCall, record: VifRouteRecord | undefined) {
       if (!record) {
         const o = withXenstore(ctx, call.xs, ['vifname'], (m) => ctx.out.say(`warning: ${m}`));
-        const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.get('vifname') as string | undefined });
+        const dev = targetName({ dev: call.dev, typeIf: call.typeIf, vifname: o.text('vifname') });
         return { plan: planBlindOffline(dev, await observeSourceGuard(ctx.env, dev)), dev, hookVars: { ip: '' } };
       }
       // An HVM guest's emulated and PV NICs share its addresses: leave what the other still needs.

@@ -56,7 +56,8 @@ export function ownIPv6(g: Pick<VifGuard, 'mac' | 'ipv6'>): string[] {
   return [...g.ipv6, ...ownLinkLocals(g).filter((a) => !g.ipv6.includes(a))];
 }
 
-export type FirewallBackend = 'iptables' | 'nft' | 'none';
+export const FIREWALL_BACKENDS = ['iptables', 'nft', 'none'] as const;
+export type FirewallBackend = (typeof FIREWALL_BACKENDS)[number];
 
 export function splitAddresses(ips: readonly string[]): { ipv4: string[]; ipv6: string[] } {
   return {

@@ -178,3 +178,6 @@ export function overlaps(a: IpPrefix, b: IpPrefix): boolean {
 export function ipFamily(text: string): Family {
   return text.includes(':') ? 6 : 4;
 }
+
+/** IPv6's minimum link MTU (RFC 8200 §5): below it the kernel removes a device's IPv6 addresses and turns IPv6 off there. */
+export const IPV6_MIN_MTU = 1280;

@@ -88,3 +88,9 @@ export const linkCmd = {
   },
   alias: (dev: string, alias: string) => ip('link', 'set', 'dev', dev, 'alias', alias),
 };
+
+/** What ip and sysctl say of a device that libxl or netback removed meanwhile: nothing left to take back on it. */
+export const DEVICE_GONE = ['Cannot find device', 'No such device', 'No such file or directory'];
+
+/** The command, with a device that is gone (and `more`) tolerated: for undo and offline. */
+export const unlessGone = (cmd: Command, more: readonly string[] = []): Command => ({ ...cmd, tolerate: [...DEVICE_GONE, ...more] });

@@ -9,16 +9,11 @@ import { chainName, splitAddresses, tag, type FirewallBackend, type VifGuard } f
 import { l3Apply, l3Remove } from '../firewall/iptables.ts';
 import { nftApply, nftCompanionApply, nftCompanionRemove, nftRemove } from '../firewall/nft.ts';
 import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
-import { isValidIfname } from '../cli/values.ts';
 import { findLink, type HostState } from '../net/host.ts';
+import { IPV6_MIN_MTU } from '../net/ip.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
 import { PlanError, step, unlocked, type Plan, type Step } from '../plan.ts';
-
-export type VifCommand = 'online' | 'offline' | 'add' | 'remove';
-
-/** Commands about every vif online here, not one: no vif/XENBUS_PATH (vif-guards.ts). */
-export type VifHostCommand = 'status' | 'repair';
-export type TypeIf = 'vif' | 'tap';
+import { checkedTargetName, renameStep, resolveVifName, type TypeIf, type VifCommand } from './vif.ts';
 
 export interface VifRequest {
   command: VifCommand;
@@ -48,12 +43,6 @@ export interface OnlinePlan {
   mtu: number;
   guard: VifGuard | undefined;
   warnings: string[];
-}
-
-/** The device name after a vifname rename: `<vifname>` for a PV vif, `<vifname>-emu` for tap. */
-export function targetName(req: Pick<VifRequest, 'dev' | 'vifname' | 'typeIf'>): string {
-  if (!req.vifname) return req.dev;
-  return req.typeIf === 'tap' ? `${req.vifname}-emu` : req.vifname;
 }
 
 /** The ethN bridge that stands for xenbrN on hosts bridged the old way (SPEC §2.1), if `name` is one. */
@@ -184,9 +173,6 @@ export function portTeardown(dev: string): Command {
   return { ...ipBatch([`link set dev ${dev} down`, `link set dev ${dev} nomaster`], true), tolerate: [''] };
 }
 
-/** IPv6's minimum link MTU (RFC 8200): below it the kernel disables IPv6 on the device. */
-const IPV6_MIN_MTU = 1280;
-
 /** A guard an earlier online of the same device left in place (a re-run, or no offline came). */
 export interface LeftoverGuard {
   dev: string;
@@ -197,8 +183,9 @@ export interface LeftoverGuard {
 }
 
 /**
- * online (vif) / add (tap). `finish` are the xenstore writes that report success; they run last,
- * so `hotplug-status connected` is only written once everything else is in place. A `leftover`
+ * online (vif) / add (tap). The plan does not report to xenstore: the vif hook shell adds that
+ * step last (vif-hotplug.ts, with `mtu`), so `hotplug-status connected` is only written once
+ * everything else is in place. A `leftover`
  * guard is removed first, in the firewall step, so that every rule exists once whatever ran
  * before (the ebtables/iptables jumps would otherwise be inserted a second time, and one offline
  * could not remove them).
@@ -206,32 +193,18 @@ export interface LeftoverGuard {
 export function planOnline(
   req: VifRequest,
   host: HostState,
-  finish: (mtu: number) => Command[],
   leftover?: LeftoverGuard,
   started: readonly StartedBridge[] = [],
 ): OnlinePlan {
   const warnings: string[] = [];
-  const link = findLink(host, req.dev);
-  const dev = targetName(req);
-  if (!isValidIfname(dev)) {
-    throw new PlanError(`vifname=${req.vifname}: '${dev}' is not a valid interface name (at most 15 bytes${req.typeIf === 'tap' ? ', -emu included' : ''}, no '/', ':' or spaces)`);
-  }
+  const target = checkedTargetName(req);
   // The name goes into ruleset scripts (ebtables/iptables-restore, nft -f): keep it to characters
   // none of their parsers treat specially.
-  if (req.firewall !== 'none' && !/^[A-Za-z0-9_.-]+$/.test(dev)) {
-    throw new PlanError(`device name '${dev}' has characters the firewall cannot take (letters, digits, '_', '.', '-' only): choose another vifname, or set firewall=none`);
+  if (req.firewall !== 'none' && !/^[A-Za-z0-9_.-]+$/.test(target)) {
+    throw new PlanError(`device name '${target}' has characters the firewall cannot take (letters, digits, '_', '.', '-' only): choose another vifname, or set firewall=none`);
   }
-  const steps: Step[] = [];
-  if (!link) {
-    // Re-run of online after a rename: the device already carries its vifname.
-    if (dev === req.dev || !findLink(host, dev)) {
-      throw new PlanError(`device ${req.dev} does not exist (the guest's backend is gone, or vif= names the wrong device)`);
-    }
-  } else if (dev !== req.dev) {
-    if (findLink(host, dev)) throw new PlanError(`Cannot rename interface ${req.dev} to ${dev}: a device named ${dev} already exists (vifname= must be unique)`);
-    steps.push(unlocked(step('rename', `rename ${req.dev} to ${dev} (vifname)`,
-      [linkCmd.down(req.dev), linkCmd.rename(req.dev, dev)], [{ ...linkCmd.rename(dev, req.dev), tolerate: [''] }])));
-  }
+  const { dev, rename, link } = resolveVifName(req, host, target);
+  const steps: Step[] = rename ? [renameStep(req.dev, dev)] : [];
   const resolved = pickBridge(host, req.bridge, started);
   const bridge = resolved.bridge;
   if (resolved.why) warnings.push(resolved.why);
@@ -273,15 +246,12 @@ export function planOnline(
   } else if (leftover && stale.length) {
     steps.push(step('firewall', `remove the firewall guard an earlier online left on ${leftover.dev}`, stale, []));
   }
-  const enslaved = (findLink(host, dev) ?? link)?.master === bridge;
+  const enslaved = link.master === bridge;
   // A rollback gives the device its own MTU back, not the one the port had.
-  const ownMtu = (findLink(host, dev) ?? link)?.mtu;
-  const undoMtu = ownMtu !== undefined && ownMtu !== mtu ? [{ ...linkCmd.mtu(dev, ownMtu), tolerate: [''] }] : [];
+  const undoMtu = link.mtu !== mtu ? [{ ...linkCmd.mtu(dev, link.mtu), tolerate: [''] }] : [];
   // The guest's own link and xenstore nodes: no other hook changes them, so no lock (Step.unlocked);
   // only the firewall is Xen's scripts' shared `iptables` lock's.
   steps.push(unlocked(step('port', `attach ${dev} to ${bridge} (MAC ${VIF_MAC}, MTU ${mtu})`, [portSetup(dev, bridge, mtu, enslaved)], [portTeardown(dev), ...undoMtu])));
-  const report = finish(mtu);
-  if (report.length) steps.push(unlocked(step('report', 'report to xenstore', report, [])));
   return { plan: { steps }, dev, bridge, mtu, guard, warnings };
 }
 

@@ -48,6 +48,8 @@ load "$VB_ROOT/node_modules/bats-assert/load"
 source "$VB_ROOT/test/xenstored/xenstored.bash"
 # shellcheck source=netns.bash
 source "$VB_ROOT/test/helpers/netns.bash"
+# shellcheck source=hooks.bash
+source "$VB_ROOT/test/helpers/hooks.bash"
 # shellcheck source=hotplug-log.bash
 source "$VB_ROOT/test/helpers/hotplug-log.bash"
 
@@ -67,20 +69,13 @@ VB_MTU=1480
 VB_KEYS=(vif INTERFACE XENBUS_PATH XENBUS_TYPE XENBUS_BASE_PATH netdev script type_if bridge ip mac
   mtu vifname firewall antispoof notrack XEN_NETHOOKS_FAULT XEN_NETHOOKS_DEBUG XEN_NETHOOKS_HOOK_DIR)
 
-# The hook under test is dist/vif-bridge as it was when the suite file started: a copy (with
-# dist/package.json) in the file's temp dir, so that an `npm run build` running meanwhile (it
-# empties dist/ first) cannot pull the file away from under a test. VB_HOOK=path overrides.
+# The hook under test: dist/vif-bridge pinned (hooks.bash pin_hooks). VB_HOOK=path overrides.
 vb_pin_hook() {
   if [[ -n ${VB_HOOK:-} ]]; then
     VB_HOOK_BIN=$VB_HOOK
   else
+    pin_hooks "$VB_ROOT" vif-bridge || fail "dist/vif-bridge is missing: run 'npm run build' first"
     VB_HOOK_BIN="$BATS_FILE_TMPDIR/dist/vif-bridge"
-    if [[ ! -x $VB_HOOK_BIN ]]; then
-      wait_until 20 test -x "$VB_ROOT/dist/vif-bridge" || fail "dist/vif-bridge is missing: run 'npm run build' first"
-      mkdir -p "$BATS_FILE_TMPDIR/dist"
-      cp "$VB_ROOT/dist/package.json" "$BATS_FILE_TMPDIR/dist/" 2>/dev/null || :
-      cp -p "$VB_ROOT/dist/vif-bridge" "$VB_HOOK_BIN.tmp" && mv "$VB_HOOK_BIN.tmp" "$VB_HOOK_BIN"
-    fi
   fi
   [[ -x $VB_HOOK_BIN ]] || fail "$VB_HOOK_BIN is missing or not executable"
 }
@@ -328,11 +323,6 @@ link_is_up() { link_line "$@" | grep -qE '<([^>]*,)?UP(,[^>]*)?>'; }
 # be D V / fe D V: the backend and frontend directories of vif D.V, as libxl lays them out.
 be() { echo "/local/domain/0/backend/vif/$1/$2"; }
 fe() { echo "/local/domain/$1/device/vif/$2"; }
-
-# Files the hook left in its state directory.
-state_files() {
-  find "$XEN_NETHOOKS_STATE_DIR" -type f 2>/dev/null | sort
-}
 
 # neigh_mac NS IP: the link-layer address NS's neighbour table holds for IP (empty: none).
 neigh_mac() {

@@ -23,21 +23,14 @@
 RT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RT_HOOKS=(network-route vif-route network-nat vif-nat)
 
+# shellcheck source=netns.bash
+source "$RT_ROOT/test/helpers/netns.bash"
+# shellcheck source=hooks.bash
+source "$RT_ROOT/test/helpers/hooks.bash"
+
 rt_pin_hooks() {
   RT_DIST="$BATS_FILE_TMPDIR/dist"
-  [[ -x "$RT_DIST/vif-nat" ]] && return 0
-  local h deadline=$((SECONDS + 20))
-  # A build in progress: give it a few seconds to write the files.
-  for h in "${RT_HOOKS[@]}"; do
-    until [[ -x "$RT_ROOT/dist/$h" ]]; do
-      ((SECONDS < deadline)) || { echo "dist/$h is missing: run 'npm run build' first" >&2; return 1; }
-      sleep 0.1
-    done
-  done
-  mkdir -p "$RT_DIST.tmp"
-  cp "$RT_ROOT/dist/package.json" "$RT_DIST.tmp/" 2>/dev/null || true
-  for h in "${RT_HOOKS[@]}"; do cp -p "$RT_ROOT/dist/$h" "$RT_DIST.tmp/"; done
-  mv "$RT_DIST.tmp" "$RT_DIST"
+  pin_hooks "$RT_ROOT" "${RT_HOOKS[@]}"
 }
 
 rt_pin_hooks || return 1

@@ -28,6 +28,7 @@ load "$NB_ROOT/node_modules/bats-support/load"
 load "$NB_ROOT/node_modules/bats-assert/load"
 # shellcheck source=netns.bash
 source "$NB_HELPERS/netns.bash"
+source "$NB_HELPERS/hooks.bash"
 # shellcheck source=hotplug-log.bash
 source "$NB_HELPERS/hotplug-log.bash"
 
@@ -56,21 +57,12 @@ nb_setup() {
   [[ $EUID -eq 0 ]] || skip "needs root (network namespaces)"
 }
 
-# The hook under test is dist/network-bridge as it was when the suite file started: a copy (with
-# dist/package.json) in the file's temp dir, so that an `npm run build` running meanwhile (it
-# empties dist/ first) cannot pull the file away from under a test. NB_HOOK=path overrides.
+# The hook under test: dist/network-bridge pinned (hooks.bash pin_hooks). NB_HOOK=path overrides.
 nb_pin_hook() {
   [[ -z "${NB_HOOK_PINNED:-}" ]] || return 0
   if [[ "$NB_HOOK" == "$NB_ROOT/dist/network-bridge" ]]; then
-    local pinned="$BATS_FILE_TMPDIR/dist/network-bridge"
-    if [[ ! -x "$pinned" ]]; then
-      # A build in progress: give it a few seconds to write the file and make it executable.
-      wait_until 20 test -x "$NB_HOOK" || fail "$NB_HOOK is missing: run 'npm run build' first"
-      mkdir -p "$BATS_FILE_TMPDIR/dist"
-      cp "$NB_ROOT/dist/package.json" "$BATS_FILE_TMPDIR/dist/" 2>/dev/null || true
-      cp -p "$NB_HOOK" "$pinned.tmp" && mv "$pinned.tmp" "$pinned"
-    fi
-    NB_HOOK=$pinned
+    pin_hooks "$NB_ROOT" network-bridge || fail "$NB_HOOK is missing: run 'npm run build' first"
+    NB_HOOK="$BATS_FILE_TMPDIR/dist/network-bridge"
   fi
   [[ -x "$NB_HOOK" ]] || fail "$NB_HOOK is missing or not executable"
   NB_HOOK_PINNED=1
@@ -171,11 +163,6 @@ nb_bg() {
   "$@" 3>&- &
   NB_LAST_PID=$!
   echo "$NB_LAST_PID" >>"$NB_TMP/pids"
-}
-
-# Files the hook left in its state directory (none expected after a failed start or a stop).
-state_files() {
-  find "$XEN_NETHOOKS_STATE_DIR" -type f 2>/dev/null | sort
 }
 
 # The commands the hook ran, one per line, from its JSON log.

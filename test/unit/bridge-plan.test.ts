@@ -12,7 +12,7 @@ import {
   type BridgeRecord,
   type BridgeRequest,
   type StartDecision,
-} from '../../lib/plans/bridge.ts';
+} from '../../lib/plans/network-bridge.ts';
 
 const eth = (name: string, extra: Partial<Link> = {}): Link => ({
   ifname: name,

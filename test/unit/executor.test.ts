@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../../lib/log.ts';
 import type { Command } from '../../lib/exec.ts';
-import { execute, PlanFailed, renderPlan } from '../../lib/executor.ts';
+import { renderPlan } from '../../lib/dry-run.ts';
+import { execute, PlanFailed } from '../../lib/executor.ts';
 import { reversePlan, step, unlocked, type Plan } from '../../lib/plan.ts';
 
 // Harmless real commands stand in for host changes: a step creates a file, its undo removes it.

@@ -4,7 +4,7 @@ import { comparePieces, describeMissing, expectedPieces, toolsFor, type Firewall
 import { chainName, type VifGuard } from '../../lib/firewall/guard.ts';
 import { guardApply } from '../../lib/firewall/source-guard.ts';
 import { firewallCommands } from '../../lib/plans/vif-bridge.ts';
-import { checkVifBridgeRecord } from '../../lib/record-checks.ts';
+import { checkVifBridgeRecord } from '../../lib/records.ts';
 
 const guard = (g: Partial<VifGuard> = {}): VifGuard => ({
   dev: 'vif1.0', mac: '00:16:3e:00:01:00', ipv4: ['192.0.2.11'], ipv6: ['2001:db8::11'], antispoof: true, notrack: true, companion: true, ...g,

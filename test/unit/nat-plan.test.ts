@@ -6,19 +6,8 @@ import type { Command } from '../../lib/exec.ts';
 import type { HostState } from '../../lib/net/host.ts';
 import { parseIpv4Net } from '../../lib/net/ipv4.ts';
 import { PlanError, type Step } from '../../lib/plan.ts';
-import {
-  masqueradeRule,
-  natAddressing,
-  natHostname,
-  planNetworkNatStart,
-  planNetworkNatStop,
-  planVifNatOffline,
-  planVifNatOnline,
-  type NatRecord,
-  type NetworkNatObserved,
-  type VifNatObserved,
-  type VifNatRequest,
-} from '../../lib/plans/nat.ts';
+import { masqueradeRule, planNetworkNatStart, planNetworkNatStop, type NatRecord, type NetworkNatObserved } from '../../lib/plans/network-nat.ts';
+import { natAddressing, natHostname, planVifNatOffline, planVifNatOnline, type VifNatObserved, type VifNatRequest } from '../../lib/plans/vif-nat.ts';
 
 const files = dnsmasqFiles('/run/xen-nethooks/netns-1');
 
@@ -109,11 +98,10 @@ const vreq = (r: Partial<VifNatRequest> = {}): VifNatRequest => ({
 const vobs = (o: Partial<VifNatObserved> = {}): VifNatObserved => ({
   host, proxyArpWas: '0', ipForward: '1', network: { subnet: '10.0.0.0/16', dhcp: files }, dnsmasqPid: 77, ...o,
 });
-const report = (): Command[] => [{ argv: ['xenstore-write', 'hotplug-status', 'connected'] }];
 
-test('vif-nat online: guard (with DHCP discovery), router /32, up, proxy ARP, host route, the hosts-dir file, report', () => {
-  const on = planVifNatOnline(vreq(), vobs(), report);
-  assert.deepEqual(ids(on.plan.steps), ['guard', 'address', 'up', 'proxy-arp', 'route:4:10.0.1.1', 'dhcp-host', 'report']);
+test('vif-nat online: guard (with DHCP discovery), router /32, up, proxy ARP, host route, the hosts-dir file (the shell adds the report)', () => {
+  const on = planVifNatOnline(vreq(), vobs());
+  assert.deepEqual(ids(on.plan.steps), ['guard', 'address', 'up', 'proxy-arp', 'route:4:10.0.1.1', 'dhcp-host']);
   const step = (id: string) => on.plan.steps.find((s) => s.id === id) as Step;
   assert.deepEqual(argvs(step('address').run), ['ip -4 addr add 10.0.1.128/32 dev vif1.0']);
   assert.deepEqual(argvs(step('route:4:10.0.1.1').run), ['ip -4 route add 10.0.1.1 dev vif1.0 metric 2 src 10.0.1.128']);
@@ -129,14 +117,14 @@ test('vif-nat online: guard (with DHCP discovery), router /32, up, proxy ARP, ho
 });
 
 test('vif-nat DHCP: by default only where network-nat runs dnsmasq; dhcp=yes without one, or without a MAC, is refused', () => {
-  assert.ok(!ids(planVifNatOnline(vreq(), vobs({ network: { subnet: '10.0.0.0/16', dhcp: null } }), report).plan.steps).includes('dhcp-host'));
-  assert.ok(!ids(planVifNatOnline(vreq({ dhcp: false }), vobs(), report).plan.steps).includes('dhcp-host'));
-  assert.throws(() => planVifNatOnline(vreq({ dhcp: true }), vobs({ network: undefined }), report), /run network-nat start dhcp=yes first/);
-  assert.throws(() => planVifNatOnline(vreq({ mac: undefined }), vobs(), report), /DHCP needs the guest's MAC/);
+  assert.ok(!ids(planVifNatOnline(vreq(), vobs({ network: { subnet: '10.0.0.0/16', dhcp: null } })).plan.steps).includes('dhcp-host'));
+  assert.ok(!ids(planVifNatOnline(vreq({ dhcp: false }), vobs()).plan.steps).includes('dhcp-host'));
+  assert.throws(() => planVifNatOnline(vreq({ dhcp: true }), vobs({ network: undefined })), /run network-nat start dhcp=yes first/);
+  assert.throws(() => planVifNatOnline(vreq({ mac: undefined }), vobs()), /DHCP needs the guest's MAC/);
 });
 
 test('vif-nat warns: an address outside the NAT subnet, a name dnsmasq does not serve, dnsmasq not running', () => {
-  const w = planVifNatOnline(vreq({ domid: 300, vifname: 'web0' }), vobs({ dnsmasqPid: undefined }), report).warnings.join('\n');
+  const w = planVifNatOnline(vreq({ domid: 300, vifname: 'web0' }), vobs({ dnsmasqPid: undefined })).warnings.join('\n');
   assert.match(w, /10\.1\.44\.1 is outside network-nat's subnet 10\.0\.0\.0\/16/);
   assert.match(w, /web0 does not match dnsmasq's --interface=vif\*/);
   assert.match(w, /dnsmasq is not running/);

@@ -22,7 +22,7 @@ test('NOTRACK only for frames bridged through (PACKET_OTHERHOST), in both backen
     const pre = lines(s).filter((l) => l.startsWith('add rule bridge xen-nethooks prerouting'));
     assert.deepEqual(pre, ['add rule bridge xen-nethooks prerouting iifname @untracked meta pkttype other notrack']);
   }
-  const p = planOnline({ command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11'], mac: '00:16:3e:00:01:00', firewall: 'iptables', notrack: true, antispoof: true, nft: true }, host, () => []);
+  const p = planOnline({ command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11'], mac: '00:16:3e:00:01:00', firewall: 'iptables', notrack: true, antispoof: true, nft: true }, host);
   const scripts = p.plan.steps[0]?.run.map((c) => c.input ?? '').join('\n') ?? '';
   assert.doesNotMatch(scripts, /NOTRACK|\*raw/);
   assert.match(scripts, /untracked \{ "vif1.0" \}/);
@@ -30,11 +30,11 @@ test('NOTRACK only for frames bridged through (PACKET_OTHERHOST), in both backen
 
 test('firewall=iptables without nft: no NOTRACK at all, with a warning; notrack=no silences it', () => {
   const r: VifRequest = { command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11'], mac: '00:16:3e:00:01:00', firewall: 'iptables', notrack: true, antispoof: true, nft: false };
-  const p = planOnline(r, host, () => []);
+  const p = planOnline(r, host);
   assert.equal(p.guard?.notrack, false);
   assert.doesNotMatch(p.plan.steps[0]?.run.map((c) => c.input ?? '').join('\n') ?? '', /NOTRACK|untracked/);
   assert.match(p.warnings.join('\n'), /no NOTRACK/);
-  assert.doesNotMatch(planOnline({ ...r, notrack: false }, host, () => []).warnings.join('\n'), /no NOTRACK/);
+  assert.doesNotMatch(planOnline({ ...r, notrack: false }, host).warnings.join('\n'), /no NOTRACK/);
 });
 
 test('removal of a guard an earlier version laid (raw-table NOTRACK): the raw jump and chain too, only then', () => {

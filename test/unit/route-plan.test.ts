@@ -5,16 +5,10 @@ import { guardRules } from '../../lib/firewall/source-guard.ts';
 import type { HostState } from '../../lib/net/host.ts';
 import type { Link } from '../../lib/net/link.ts';
 import { PlanError, type Step } from '../../lib/plan.ts';
-import {
-  planNetworkRouteStart,
-  planRoutedOffline,
-  planVifRouteOnline,
-  resolveUplink,
-  type RouteRecord,
-  type VifRouteObserved,
-  type VifRouteRequest,
-} from '../../lib/plans/route.ts';
-import { planRelease } from '../../lib/plans/shared-steps.ts';
+import { planNetworkRouteStart, type RouteRecord } from '../../lib/plans/network-route.ts';
+import { resolveUplink } from '../../lib/plans/routing.ts';
+import { planRoutedOffline, planVifRouteOnline, type VifRouteObserved, type VifRouteRequest } from '../../lib/plans/vif-route.ts';
+import { planRelease } from '../../lib/plans/shared-settings.ts';
 
 const FOREVER = 4294967295;
 
@@ -110,12 +104,11 @@ const vreq = (r: Partial<VifRouteRequest> = {}): VifRouteRequest => ({
   command: 'online', typeIf: 'vif', dev: 'vif1.0', ip: ['192.0.2.10', '2001:db8::10', '2001:db8:5::/64'], netdev: 'eth0', antispoof: true, ...r,
 });
 const vobs = (o: Partial<VifRouteObserved> = {}): VifRouteObserved => ({ host: host(), proxyArpWas: '0', ipForward: '1', ipv6Forwarding: '1', ...o });
-const report = (mtu: number): Command[] => [{ argv: ['xenstore-write', 'mtu', String(mtu)] }];
 
-test("vif-route online: guard first, dom0's primary address /32, up, proxy ARP, routes, proxy NDP for host addresses, report last", () => {
-  const on = planVifRouteOnline(vreq(), vobs(), report);
+test("vif-route online: guard first, dom0's primary address /32, up, proxy ARP, routes, proxy NDP for host addresses (the shell adds the report)", () => {
+  const on = planVifRouteOnline(vreq(), vobs());
   assert.deepEqual(ids(on.plan.steps), [
-    'guard', 'address', 'up', 'proxy-arp', 'route:4:192.0.2.10', 'route:6:2001:db8::10', 'route:6:2001:db8:5::/64', 'ndp-proxy:2001:db8::10', 'report',
+    'guard', 'address', 'up', 'proxy-arp', 'route:4:192.0.2.10', 'route:6:2001:db8::10', 'route:6:2001:db8:5::/64', 'ndp-proxy:2001:db8::10',
   ]);
   const step = (id: string) => on.plan.steps.find((s) => s.id === id) as Step;
   assert.deepEqual(argvs(step('address').run), ['ip -4 addr add 192.0.2.5/32 dev vif1.0']);
@@ -128,41 +121,41 @@ test("vif-route online: guard first, dom0's primary address /32, up, proxy ARP, 
 });
 
 test('vif-route: an emulated NIC gets metric 1; antispoof=no has no guard; a lacking ip_forward is warned about', () => {
-  const tap = planVifRouteOnline(vreq({ typeIf: 'tap', ip: ['192.0.2.10'], antispoof: false }), vobs({ ipForward: '0' }), () => []);
+  const tap = planVifRouteOnline(vreq({ typeIf: 'tap', ip: ['192.0.2.10'], antispoof: false }), vobs({ ipForward: '0' }));
   assert.deepEqual(ids(tap.plan.steps), ['address', 'up', 'proxy-arp', 'route:4:192.0.2.10']);
   assert.match(argvs(tap.plan.steps[3]?.run ?? []).join(), /metric 1 src/);
   assert.match(tap.warnings.join('\n'), /net.ipv4.ip_forward is 0/);
 });
 
 test('vif-route refuses a guest without ip, a netdev without IPv4, a vifname in use', () => {
-  assert.throws(() => planVifRouteOnline(vreq({ ip: [] }), vobs(), report), (e: unknown) => e instanceof PlanError && /xenstore `ip`/.test(e.message));
+  assert.throws(() => planVifRouteOnline(vreq({ ip: [] }), vobs()), (e: unknown) => e instanceof PlanError && /xenstore `ip`/.test(e.message));
   const bare: Link = { ifname: 'eth1', ifindex: 9, flags: ['UP'], mtu: 1500, addr_info: [] };
-  assert.throws(() => planVifRouteOnline(vreq({ netdev: 'eth1' }), vobs({ host: host({ more: [bare] }) }), report), /eth1 has no IPv4 address/);
-  assert.throws(() => planVifRouteOnline(vreq({ vifname: 'eth0' }), vobs(), report), /Cannot rename interface vif1.0 to eth0/);
+  assert.throws(() => planVifRouteOnline(vreq({ netdev: 'eth1' }), vobs({ host: host({ more: [bare] }) })), /eth1 has no IPv4 address/);
+  assert.throws(() => planVifRouteOnline(vreq({ vifname: 'eth0' }), vobs()), /Cannot rename interface vif1.0 to eth0/);
 });
 
 test("vif-route refuses dom0's own addresses and gateway as a guest's, and an IPv6 guest below MTU 1280", () => {
   const refused = (ip: string[], why: RegExp, more: Partial<VifRouteRequest> = {}) =>
-    assert.throws(() => planVifRouteOnline(vreq({ ip, ...more }), vobs(), report), (e: unknown) => e instanceof PlanError && why.test(e.message), ip.join(' '));
+    assert.throws(() => planVifRouteOnline(vreq({ ip, ...more }), vobs()), (e: unknown) => e instanceof PlanError && why.test(e.message), ip.join(' '));
   refused(['192.0.2.5'], /^ip=192\.0\.2\.5: 192\.0\.2\.5 is dom0's own address 192\.0\.2\.5 \(on eth0\)/);
   refused(['192.0.2.6'], /own address 192\.0\.2\.6/);
   refused(['192.0.2.0/24'], /192\.0\.2\.0\/24 includes dom0's own address/);
   refused(['192.0.2.10', '192.0.2.1'], /^ip=192\.0\.2\.1: 192\.0\.2\.1 is dom0's gateway 192\.0\.2\.1 \(route default dev eth0\)/);
   refused(['2001:db8::5'], /own address 2001:db8::5/);
   refused(['192.0.2.10', '2001:db8::10'], /mtu=1200: below 1280/, { mtu: 1200 });
-  assert.equal(planVifRouteOnline(vreq({ ip: ['192.0.2.10'], mtu: 1200 }), vobs(), report).mtu, 1200, 'an IPv4-only guest may have it');
+  assert.equal(planVifRouteOnline(vreq({ ip: ['192.0.2.10'], mtu: 1200 }), vobs()).mtu, 1200, 'an IPv4-only guest may have it');
 });
 
 test('vif-route vifname and mtu: rename first, the guard and everything else on the new name', () => {
-  const on = planVifRouteOnline(vreq({ vifname: 'web0', mtu: 1400, ip: ['192.0.2.10'] }), vobs(), report);
-  assert.deepEqual(ids(on.plan.steps), ['rename', 'guard', 'mtu', 'address', 'up', 'proxy-arp', 'route:4:192.0.2.10', 'report']);
+  const on = planVifRouteOnline(vreq({ vifname: 'web0', mtu: 1400, ip: ['192.0.2.10'] }), vobs());
+  assert.deepEqual(ids(on.plan.steps), ['rename', 'guard', 'mtu', 'address', 'up', 'proxy-arp', 'route:4:192.0.2.10']);
   assert.equal(on.layout.dev, 'web0');
   assert.deepEqual(argvs(on.plan.steps[2]?.run ?? []), ['ip link set dev web0 mtu 1400']);
-  assert.deepEqual(argvs(on.plan.steps.at(-1)?.run ?? []), ['xenstore-write mtu 1400']);
+  assert.equal(on.mtu, 1400, 'the MTU the shell reports to the frontend');
 });
 
-test('vif-route offline: online reversed, without the report; proxy entries still needed elsewhere stay', () => {
-  const { layout } = planVifRouteOnline(vreq(), vobs(), report);
+test('vif-route offline: online reversed; proxy entries still needed elsewhere stay', () => {
+  const { layout } = planVifRouteOnline(vreq(), vobs());
   const off = planRoutedOffline(layout);
   assert.deepEqual(ids(off.steps), [
     'undo-ndp-proxy:2001:db8::10', 'undo-route:6:2001:db8:5::/64', 'undo-route:6:2001:db8::10', 'undo-route:4:192.0.2.10', 'undo-proxy-arp', 'undo-up', 'undo-address', 'undo-guard',

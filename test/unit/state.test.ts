@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { lockProtocol } from '../../lib/lock.ts';
-import { checkBridgeRecord, checkVifBridgeRecord, checkVifNatRecord } from '../../lib/record-checks.ts';
+import { checkBridgeRecord, checkVifBridgeRecord, checkVifNatRecord } from '../../lib/records.ts';
 import { ShapeError } from '../../lib/record-shape.ts';
 import { ensureDir, openAppend, UnsafePath, writeAtomic } from '../../lib/safe-file.ts';
 import { BadRecord, StateStore } from '../../lib/state.ts';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InvalidValue, isValidIfname, parseValue } from '../../lib/cli/values.ts';
+import { InvalidValue, parseValue } from '../../lib/cli/values.ts';
+import { isValidIfname } from '../../lib/net/ifname.ts';
 
 test('interface names: 1-15 bytes, no slash, colon or whitespace', () => {
   for (const ok of ['eth0', 'eth0.10', 'enp3s0', 'xenbr0', 'a', 'abcdefghijklmno']) assert.ok(isValidIfname(ok), ok);

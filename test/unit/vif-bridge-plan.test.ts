@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import type { HostState } from '../../lib/net/host.ts';
 import type { Link } from '../../lib/net/link.ts';
 import { PlanError } from '../../lib/plan.ts';
-import { planOffline, planOnline, resolveBridge, targetName, VIF_MAC, type VifRequest } from '../../lib/plans/vif-bridge.ts';
+import { planOffline, planOnline, resolveBridge, VIF_MAC, type VifRequest } from '../../lib/plans/vif-bridge.ts';
+import { targetName } from '../../lib/plans/vif.ts';
 
 const link = (ifname: string, kind: string, extra: Partial<Link> = {}): Link => ({
   ifname, ifindex: 1, flags: ['BROADCAST', 'MULTICAST'], mtu: 1500, linkinfo: { info_kind: kind }, ...extra,
@@ -13,7 +14,6 @@ const req = (r: Partial<VifRequest> = {}): VifRequest => ({
   command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11', '2001:db8::11'], mac: '00:16:3e:00:01:00',
   firewall: 'iptables', notrack: true, antispoof: true, ...r,
 });
-const report = () => [{ argv: ['xenstore-write', 'k', 'v'] }];
 const h = host(link('xenbr0', 'bridge', { mtu: 9000 }), link('eth1', 'bridge'), link('vif1.0', 'vif'), link('vif2.0', 'vif'));
 
 test('bridge resolution (SPEC 2.1)', () => {
@@ -35,14 +35,14 @@ test('a missing xenbrN is the bridge network-bridge started with vifnum=N (Xen 3
   // A record whose bridge is gone is no answer.
   assert.throws(() => resolveBridge(host(link('vif1.0', 'vif')), 'xenbr1', started), /Could not find bridge device xenbr1/);
   assert.throws(() => resolveBridge(hh, 'xenbr1', [...started, { bridge: 'lan', vifnum: 1 }]), /several bridges with vifnum=1 \(dummy0, lan\)/);
-  const p = planOnline(req({ bridge: 'xenbr1' }), hh, report, undefined, started);
+  const p = planOnline(req({ bridge: 'xenbr1' }), hh, undefined, started);
   assert.equal(p.bridge, 'dummy0');
   assert.ok(p.warnings.some((w) => /bridge xenbr1 does not exist: using dummy0, the bridge network-bridge started with vifnum=1/.test(w)), p.warnings.join('\n'));
 });
 
-test('online: guard before the port comes up, report last', () => {
-  const p = planOnline(req(), h, report);
-  assert.deepEqual(p.plan.steps.map((s) => s.id), ['firewall', 'port', 'report']);
+test('online: guard before the port comes up (the shell adds the report last)', () => {
+  const p = planOnline(req(), h);
+  assert.deepEqual(p.plan.steps.map((s) => s.id), ['firewall', 'port']);
   assert.equal(p.mtu, 9000, "MTU defaults to the bridge's");
   const port = p.plan.steps[1]?.run[0];
   assert.deepEqual(port?.argv, ['ip', '-batch', '-']);
@@ -55,26 +55,26 @@ test('online: guard before the port comes up, report last', () => {
   assert.match(fw?.run[2]?.input ?? '', /-s 2001:db8::11 -j ACCEPT/);
   assert.doesNotMatch(fw?.run.map((c) => c.input ?? '').join('') ?? '', /NOTRACK/, 'NOTRACK is nft\'s (nft.ts); without nft there is none');
   assert.deepEqual(fw?.undo.map((c) => c.argv[0]), ['ebtables-restore', 'iptables-restore', 'ip6tables-restore'], 'removal of every piece is the undo; no nft installed: nothing needs it');
-  const withNft = planOnline(req({ nft: true }), h, report).plan.steps[0];
+  const withNft = planOnline(req({ nft: true }), h).plan.steps[0];
   assert.deepEqual(withNft?.run.map((c) => c.argv[0]), ['ebtables-restore', 'nft', 'iptables-restore', 'ip6tables-restore'], 'nft installed: the companion goes in');
   assert.deepEqual(withNft?.undo.map((c) => c.argv[0]), ['ebtables-restore', 'iptables-restore', 'ip6tables-restore', 'nft'], 'and comes out with the rest');
-  assert.equal(planOnline(req({ mtu: 9216 }), h, report).mtu, 9216, 'an mtu above the bridge\'s does not lower it');
+  assert.equal(planOnline(req({ mtu: 9216 }), h).mtu, 9216, 'an mtu above the bridge\'s does not lower it');
   assert.deepEqual(p.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'ip link set dev vif1.0 mtu 1500'],
     "a rollback gives the vif its own MTU back");
 });
 
 test("online: an mtu below the bridge's lowers it, with a warning; below 1280 it is refused by key and value (dom0's IPv6 would go)", () => {
-  const lower = planOnline(req({ mtu: 1400 }), h, report);
+  const lower = planOnline(req({ mtu: 1400 }), h);
   assert.equal(lower.mtu, 1400);
   assert.match(lower.warnings.join(), /mtu=1400 is below bridge xenbr0's MTU 9000: the kernel lowers xenbr0 to 1400/);
-  assert.throws(() => planOnline(req({ mtu: 1200 }), h, report),
+  assert.throws(() => planOnline(req({ mtu: 1200 }), h),
     (e: Error) => e instanceof PlanError && /mtu=1200 is below 1280: .*bridge xenbr0 \(MTU 9000\).*remove dom0's IPv6 addresses.*leave it unset to use 9000/.test(e.message));
-  const same = planOnline(req({ mtu: 1500, bridge: 'eth1' }), h, report);
+  const same = planOnline(req({ mtu: 1500, bridge: 'eth1' }), h);
   assert.deepEqual(same.plan.steps[1]?.undo.map((c) => c.argv.join(' ')), ['ip -force -batch -'], 'no MTU to put back when it did not change');
 });
 
 test('no ip: only the MAC is enforced, with a warning', () => {
-  const p = planOnline(req({ ip: [] }), h, report);
+  const p = planOnline(req({ ip: [] }), h);
   assert.equal(p.guard?.antispoof, false);
   assert.match(p.warnings.join(), /no ip in xenstore/);
   assert.doesNotMatch(p.plan.steps[0]?.run[0]?.input ?? '', /--ip-src/);
@@ -82,8 +82,8 @@ test('no ip: only the MAC is enforced, with a warning', () => {
 });
 
 test('firewall=none and firewall=nft', () => {
-  assert.deepEqual(planOnline(req({ firewall: 'none' }), h, report).plan.steps.map((s) => s.id), ['port', 'report']);
-  const nft = planOnline(req({ firewall: 'nft' }), h, report).plan.steps[0];
+  assert.deepEqual(planOnline(req({ firewall: 'none' }), h).plan.steps.map((s) => s.id), ['port']);
+  const nft = planOnline(req({ firewall: 'nft' }), h).plan.steps[0];
   assert.deepEqual(nft?.run.map((c) => c.argv.join(' ')), ['nft -f -']);
   assert.match(nft?.run[0]?.input ?? '', /add element bridge xen-nethooks vifs \{ "vif1.0" : jump vif-vif1.0 \}/);
   assert.match(nft?.run[0]?.input ?? '', /ip6 saddr \{ 2001:db8::11, fe80::216:3eff:fe00:100 \} return/);
@@ -91,24 +91,24 @@ test('firewall=none and firewall=nft', () => {
 });
 
 test('vifname: rename first, collisions and long names refused', () => {
-  const p = planOnline(req({ vifname: 'web0' }), h, report);
-  assert.deepEqual(p.plan.steps.map((s) => s.id), ['rename', 'firewall', 'port', 'report']);
+  const p = planOnline(req({ vifname: 'web0' }), h);
+  assert.deepEqual(p.plan.steps.map((s) => s.id), ['rename', 'firewall', 'port']);
   assert.equal(p.dev, 'web0');
   assert.match(p.plan.steps[2]?.run[0]?.input ?? '', /link set dev web0 master xenbr0/);
-  assert.throws(() => planOnline(req({ vifname: 'vif2.0' }), h, report), /Cannot rename interface vif1.0 to vif2.0/);
-  assert.throws(() => planOnline(req({ vifname: 'abcdefghijklmnop' }), h, report), /not a valid interface name/);
+  assert.throws(() => planOnline(req({ vifname: 'vif2.0' }), h), /Cannot rename interface vif1.0 to vif2.0/);
+  assert.throws(() => planOnline(req({ vifname: 'abcdefghijklmnop' }), h), /not a valid interface name/);
   assert.equal(targetName({ dev: 'vif1.0-emu', vifname: 'web0', typeIf: 'tap' }), 'web0-emu');
-  assert.throws(() => planOnline(req({ typeIf: 'tap', dev: 'vif1.0-emu', vifname: 'abcdefghijkl' }), host(link('xenbr0', 'bridge'), link('vif1.0-emu', 'tun')), report), /-emu included/);
+  assert.throws(() => planOnline(req({ typeIf: 'tap', dev: 'vif1.0-emu', vifname: 'abcdefghijkl' }), host(link('xenbr0', 'bridge'), link('vif1.0-emu', 'tun'))), /-emu included/);
 });
 
 test('a missing device is an error that says what happened', () => {
-  assert.throws(() => planOnline(req({ dev: 'vif9.0' }), h, report), /device vif9.0 does not exist/);
+  assert.throws(() => planOnline(req({ dev: 'vif9.0' }), h), /device vif9.0 does not exist/);
 });
 
 test('names the rule parsers would misread are refused unless firewall=none', () => {
   const odd = host(link('xenbr0', 'bridge'), link('vif#1', 'vif'));
-  assert.throws(() => planOnline(req({ dev: 'vif#1' }), odd, report), /characters the firewall cannot take/);
-  assert.equal(planOnline(req({ dev: 'vif#1', firewall: 'none' }), odd, report).dev, 'vif#1');
+  assert.throws(() => planOnline(req({ dev: 'vif#1' }), odd), /characters the firewall cannot take/);
+  assert.equal(planOnline(req({ dev: 'vif#1', firewall: 'none' }), odd).dev, 'vif#1');
 });
 
 test('offline: rules out by name, port released, everything tolerant', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { guardListing, guardRemoval, isNftVariant, listingComplete, parseGuardListing, removeInOneCommit } from '../../lib/firewall/xtables-nft.ts';
-import { planBlindOffline } from '../../lib/plans/route.ts';
+import { planBlindOffline } from '../../lib/plans/vif-route.ts';
 import { planOffline, planOnline } from '../../lib/plans/vif-bridge.ts';
 
 // What nft 1.0.6 prints for `list chain …` in interactive JSON mode: a document per line. The
@@ -79,7 +79,7 @@ test('the invariant the removal rests on: the built-in chains get nothing but ju
   const on = planOnline({
     command: 'online', typeIf: 'vif', dev: 'vif1.0', bridge: 'xenbr0', ip: ['192.0.2.11', '2001:db8::11'], mac: '00:16:3e:00:01:00',
     firewall: 'iptables', notrack: true, antispoof: true, nft: true,
-  }, { links: [{ ifname: 'xenbr0', ifindex: 1, flags: [], mtu: 1500, linkinfo: { info_kind: 'bridge' } }, { ifname: 'vif1.0', ifindex: 2, flags: [], mtu: 1500 }], routes4: [], routes6: [] }, () => []);
+  }, { links: [{ ifname: 'xenbr0', ifindex: 1, flags: [], mtu: 1500, linkinfo: { info_kind: 'bridge' } }, { ifname: 'vif1.0', ifindex: 2, flags: [], mtu: 1500 }], routes4: [], routes6: [] });
   const scripts = on.plan.steps.find((s) => s.id === 'firewall')?.run.map((c) => c.input ?? '') ?? [];
   assert.equal(scripts.length, 4, 'ebtables, the nft companion (its own table), iptables, ip6tables');
   const builtin = scripts.flatMap((s) => s.split('\n')).filter((l) => /^-[AI] (FORWARD|INPUT|PREROUTING)\b/.test(l));

@@ -1,109 +1,23 @@
 /**
- * The routed layout (SPEC §4) as pure functions: network-route makes dom0 a router for its
- * guests, vif-route gives each guest's interface dom0's address and host routes to the guest's
- * own addresses, guarded so that the guest can send from nothing else.
+ * vif-route (SPEC §4) as pure functions: a guest's interface gets dom0's address and host routes
+ * to the guest's own addresses, guarded so that the guest can send from nothing else. The routed
+ * vif's steps (routedVifSteps) are vif-nat's too, which adds its DHCP host on top.
  *
- * Unlike the originals, network-route stop puts back the settings start found, vif-route refuses
- * a guest without `ip` (it would silently have no routes), IPv6 is routed too, and offline takes
- * away exactly what online added.
+ * Unlike the original, vif-route refuses a guest without `ip` (it would silently have no routes),
+ * IPv6 is routed too, and offline takes away exactly what online added.
  */
-import { isValidIfname } from '../cli/values.ts';
 import { dom0Clash } from '../net/guest-address.ts';
-import { ipFamily, parsePrefix } from '../net/ip.ts';
-import type { Command } from '../exec.ts';
+import { ipFamily, IPV6_MIN_MTU, parsePrefix } from '../net/ip.ts';
 import { chainName } from '../firewall/guard.ts';
 import { describeSourceGuard, guardApply, guardRemove, type SourceGuard } from '../firewall/source-guard.ts';
 import { guardRemoval, type XtablesGuard } from '../firewall/xtables-nft.ts';
-import { defaultRouteDevice, findLink, type HostState } from '../net/host.ts';
-import { linkCmd, type Link } from '../net/link.ts';
+import type { HostState } from '../net/host.ts';
+import { linkCmd, unlessGone } from '../net/link.ts';
 import { devSysctl, writeSysctl } from '../net/sysctl.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
-import type { StartRecord } from './shared-steps.ts';
-import { targetName, type TypeIf, type VifCommand } from './vif-bridge.ts';
+import { IP_FORWARD, IPV6_FORWARDING, requireUplink } from './routing.ts';
+import { renameStep, resolveVifName, type TypeIf, type VifCommand } from './vif.ts';
 
-export const IP_FORWARD = 'net.ipv4.ip_forward';
-export const IPV6_FORWARDING = 'net.ipv6.conf.all.forwarding';
-/** RFC 8200 §5: below this the kernel removes a device's IPv6 addresses and turns IPv6 off there. */
-export const IPV6_MIN_MTU = 1280;
-
-/** A device that libxl or netback removed meanwhile: nothing left to take back on it. */
-const GONE = ['Cannot find device', 'No such device', 'No such file or directory'];
-
-const tolerant = (cmd: Command, more: readonly string[] = []): Command => ({ ...cmd, tolerate: [...GONE, ...more] });
-
-/**
- * Sets a sysctl and puts the value found back on undo. `shared` marks a host-wide setting that
- * other starts may hold too (see shared-steps.ts).
- */
-export function sysctlStep(key: string, want: string, was: string | undefined, shared = false): Step {
-  const before = was ?? want;
-  return step(`sysctl:${key}`, `set ${key}=${want} (was ${was ?? 'unset'})`, [writeSysctl(key, want)],
-    [tolerant(writeSysctl(key, before))], shared ? `sysctl:${key}` : undefined);
-}
-
-// ---------------------------------------------------------------------------------------------
-// network-route
-
-export interface NetworkRouteRequest {
-  netdev?: string | undefined;
-  vifnum?: number | undefined;
-}
-
-export interface NetworkRouteObserved {
-  host: HostState;
-  /** Current values of networkRouteSysctls(netdev). */
-  sysctls: Readonly<Record<string, string | undefined>>;
-}
-
-/** The SPEC §4 default: the uplink is the default route's device, else eth<vifnum>. */
-export function resolveUplink(req: NetworkRouteRequest, host: HostState): string {
-  return req.netdev ?? defaultRouteDevice(host) ?? `eth${req.vifnum ?? 0}`;
-}
-
-export function networkRouteSysctls(netdev: string): string[] {
-  return [IP_FORWARD, IPV6_FORWARDING, devSysctl(4, netdev, 'proxy_arp'), devSysctl(6, netdev, 'proxy_ndp'), devSysctl(6, netdev, 'accept_ra')];
-}
-
-/** dom0 has a global IPv6 address somewhere, so routing IPv6 to guests can be of use. */
-export function hasGlobalIpv6(host: HostState): boolean {
-  return host.links.some((l) => l.ifname !== 'lo' && (l.addr_info ?? []).some((a) => a.family === 'inet6' && a.scope === 'global'));
-}
-
-export function requireUplink(host: HostState, netdev: string): Link {
-  const link = findLink(host, netdev);
-  if (!link) {
-    const known = host.links.map((l) => l.ifname).filter((n) => n !== 'lo').join(', ');
-    throw new PlanError(`netdev=${netdev}: no such device (devices here: ${known || 'none'}); set netdev= to dom0's uplink`);
-  }
-  return link;
-}
-
-export interface RouteRecord extends StartRecord {
-  version: 1;
-  netdev: string;
-  ipv6: boolean;
-}
-
-export function planNetworkRouteStart(req: NetworkRouteRequest, obs: NetworkRouteObserved): { netdev: string; ipv6: boolean; plan: Plan } {
-  const netdev = resolveUplink(req, obs.host);
-  requireUplink(obs.host, netdev);
-  const v = obs.sysctls;
-  const steps: Step[] = [sysctlStep(IP_FORWARD, '1', v[IP_FORWARD], true)];
-  steps.push(sysctlStep(devSysctl(4, netdev, 'proxy_arp'), '1', v[devSysctl(4, netdev, 'proxy_arp')]));
-  const ipv6 = hasGlobalIpv6(obs.host) && v[IPV6_FORWARDING] !== undefined;
-  if (ipv6) {
-    // A router ignores router advertisements at accept_ra=1: dom0 would lose a SLAAC default
-    // route on its uplink. 2 keeps accepting them.
-    const ra = devSysctl(6, netdev, 'accept_ra');
-    if (v[ra] === '1') steps.push(sysctlStep(ra, '2', v[ra]));
-    steps.push(sysctlStep(IPV6_FORWARDING, '1', v[IPV6_FORWARDING], true));
-    steps.push(sysctlStep(devSysctl(6, netdev, 'proxy_ndp'), '1', v[devSysctl(6, netdev, 'proxy_ndp')]));
-  }
-  return { netdev, ipv6, plan: { steps } };
-}
-
-// ---------------------------------------------------------------------------------------------
-// A guest's interface in a routed layout (vif-route, and vif-nat on top of it)
 
 export interface HostRoute {
   family: 4 | 6;
@@ -146,8 +60,7 @@ export function routedVifSteps(v: RoutedVif, seen?: XtablesGuard): Step[] {
   const { dev } = v;
   const steps: Step[] = [];
   if (v.rename) {
-    steps.push(step('rename', `rename ${v.kernelName} to ${dev} (vifname)`,
-      [linkCmd.down(v.kernelName), linkCmd.rename(v.kernelName, dev)], [tolerant(linkCmd.rename(dev, v.kernelName))]));
+    steps.push(renameStep(v.kernelName, dev));
   }
   if (v.guard) {
     const g = v.guard;
@@ -155,24 +68,24 @@ export function routedVifSteps(v: RoutedVif, seen?: XtablesGuard): Step[] {
       [guardApply(4, g), guardApply(6, g)], guardRemoval(chainName(dev), seen, [guardRemove(4, dev), guardRemove(6, dev)])));
   }
   if (v.mtu) {
-    steps.push(step('mtu', `set ${dev}'s MTU to ${v.mtu.want}`, [linkCmd.mtu(dev, v.mtu.want)], [tolerant(linkCmd.mtu(dev, v.mtu.was))]));
+    steps.push(step('mtu', `set ${dev}'s MTU to ${v.mtu.want}`, [linkCmd.mtu(dev, v.mtu.want)], [unlessGone(linkCmd.mtu(dev, v.mtu.was))]));
   }
   steps.push(step('address', `give ${dev} dom0's address ${v.local}/32`,
     [{ argv: ['ip', '-4', 'addr', 'add', `${v.local}/32`, 'dev', dev] }],
-    [tolerant({ argv: ['ip', '-4', 'addr', 'del', `${v.local}/32`, 'dev', dev] }, ['Cannot assign requested address', 'Address not found'])]));
-  steps.push(step('up', `bring ${dev} up`, [linkCmd.up(dev)], [tolerant(linkCmd.down(dev))]));
+    [unlessGone({ argv: ['ip', '-4', 'addr', 'del', `${v.local}/32`, 'dev', dev] }, ['Cannot assign requested address', 'Address not found'])]));
+  steps.push(step('up', `bring ${dev} up`, [linkCmd.up(dev)], [unlessGone(linkCmd.down(dev))]));
   const proxyArp = devSysctl(4, dev, 'proxy_arp');
   steps.push(step('proxy-arp', `answer ARP for the rest of the network on ${dev} (proxy_arp)`,
-    [writeSysctl(proxyArp, '1')], [tolerant(writeSysctl(proxyArp, v.proxyArpWas ?? '0'))]));
+    [writeSysctl(proxyArp, '1')], [unlessGone(writeSysctl(proxyArp, v.proxyArpWas ?? '0'))]));
   for (const r of v.routes) {
     const add = ['ip', `-${r.family}`, 'route', 'add', ...routeSelector(r, dev), ...(r.src ? ['src', r.src] : [])];
     steps.push(step(`route:${routeKeyOf(r)}`, `route ${r.dst} to ${dev}`, [{ argv: add }],
-      [tolerant({ argv: ['ip', `-${r.family}`, 'route', 'del', ...routeSelector(r, dev)] }, ['No such process'])]));
+      [unlessGone({ argv: ['ip', `-${r.family}`, 'route', 'del', ...routeSelector(r, dev)] }, ['No such process'])]));
   }
   for (const p of v.ndpProxies) {
     steps.push(step(`ndp-proxy:${p.addr}`, `answer neighbour solicitations for ${p.addr} on ${p.dev}`,
       [{ argv: ['ip', '-6', 'neigh', 'add', 'proxy', p.addr, 'dev', p.dev], tolerate: ['File exists'] }],
-      [tolerant({ argv: ['ip', '-6', 'neigh', 'del', 'proxy', p.addr, 'dev', p.dev] })]));
+      [unlessGone({ argv: ['ip', '-6', 'neigh', 'del', 'proxy', p.addr, 'dev', p.dev] })]));
   }
   return steps;
 }
@@ -190,28 +103,9 @@ export function planBlindOffline(dev: string, seen?: XtablesGuard): Plan {
   return {
     steps: [
       step('guard', `remove ${dev}'s source guard`, guardRemoval(chainName(dev), seen, [guardRemove(4, dev), guardRemove(6, dev)]), []),
-      step('down', `bring ${dev} down`, [tolerant(linkCmd.down(dev))], []),
+      step('down', `bring ${dev} down`, [unlessGone(linkCmd.down(dev))], []),
     ],
   };
-}
-
-/** The device's name once online, checked against the host; a rename step is needed when `rename`. */
-export function resolveVifName(req: { dev: string; vifname?: string | undefined; typeIf: TypeIf }, host: HostState): { dev: string; rename: boolean; link: Link } {
-  const dev = targetName(req);
-  if (!isValidIfname(dev)) {
-    throw new PlanError(`vifname=${req.vifname}: '${dev}' is not a valid interface name (at most 15 bytes${req.typeIf === 'tap' ? ', -emu included' : ''}, no '/', ':' or spaces)`);
-  }
-  const link = findLink(host, req.dev);
-  if (!link) {
-    // online again after a rename: the device already carries its vifname.
-    const renamed = dev !== req.dev ? findLink(host, dev) : undefined;
-    if (!renamed) throw new PlanError(`device ${req.dev} does not exist (the guest's backend is gone, or vif= names the wrong device)`);
-    return { dev, rename: false, link: renamed };
-  }
-  if (dev !== req.dev && findLink(host, dev)) {
-    throw new PlanError(`Cannot rename interface ${req.dev} to ${dev}: a device named ${dev} already exists (vifname= must be unique)`);
-  }
-  return { dev, rename: dev !== req.dev, link };
 }
 
 /** The address dom0 uses on the guest side: the primary IPv4 of the uplink (SPEC §4). */
@@ -224,9 +118,6 @@ export function primaryIpv4(host: HostState, netdev: string): string {
   }
   return primary.local;
 }
-
-// ---------------------------------------------------------------------------------------------
-// vif-route
 
 export interface VifRouteRequest {
   command: VifCommand;
@@ -257,6 +148,7 @@ export interface RoutedOnline {
   layout: RoutedVif;
   plan: Plan;
   warnings: string[];
+  /** The MTU the frontend is told (the shell's report step). */
   mtu: number;
 }
 
@@ -266,7 +158,11 @@ export const routeMetric = (typeIf: TypeIf): number => (typeIf === 'tap' ? 1 : 2
 const isHostAddress = (cidr: string) => !cidr.includes('/') || cidr.endsWith(ipFamily(cidr) === 4 ? '/32' : '/128');
 const bare = (cidr: string) => cidr.split('/')[0] ?? cidr;
 
-export function planVifRouteOnline(req: VifRouteRequest, obs: VifRouteObserved, report: (mtu: number) => Command[]): RoutedOnline {
+/**
+ * online (vif) / add (tap). The plan does not report to xenstore: the vif hook shell adds that
+ * step last (vif-hotplug.ts, with `mtu`).
+ */
+export function planVifRouteOnline(req: VifRouteRequest, obs: VifRouteObserved): RoutedOnline {
   if (req.ip.length === 0) {
     throw new PlanError(
       "vif-route needs the guest's addresses in xenstore `ip` (in the domain config: vif = ['ip=192.0.2.10, script=vif-route']): without them dom0 has no route to the guest",
@@ -307,8 +203,5 @@ export function planVifRouteOnline(req: VifRouteRequest, obs: VifRouteObserved, 
     guard: req.antispoof ? { dev, ipv4: v4, ipv6: v6, dhcp: false } : undefined,
   };
   const mtu = req.mtu ?? link.mtu;
-  const steps = routedVifSteps(layout);
-  const r = report(mtu);
-  if (r.length) steps.push(step('report', 'report to xenstore', r, []));
-  return { layout, plan: { steps }, warnings, mtu };
+  return { layout, plan: { steps: routedVifSteps(layout) }, warnings, mtu };
 }

@@ -1,22 +1,15 @@
 /**
- * The NAT layout (SPEC §5) as pure functions: network-nat masquerades the guests' subnet out of
- * dom0's uplink and, with dhcp=yes, runs dnsmasq as their DHCP server; vif-nat routes one guest
- * (the routed layout's steps, with a router address of its own on the vif) and tells dnsmasq
- * about it through a hosts-dir file.
+ * vif-nat (SPEC §5) as pure functions: one guest routed (vif-route's steps, with a router address
+ * of its own on the vif) and told to network-nat's dnsmasq through a hosts-dir file.
  *
- * Unlike the originals: stop takes back exactly what start did, ip_forward included; there is no
- * daemon restart per guest; offline removes the address and route too.
+ * Unlike the original: there is no daemon restart per guest; offline removes the address and
+ * route too.
  */
-import type { Command } from '../exec.ts';
-import { comment, iptablesCmd } from '../firewall/iptables.ts';
 import {
-  dnsmasqArgv,
   hostEntry,
   hostEntryPath,
   reloadHosts,
   removeHostEntry,
-  stopByPid,
-  stopByPidFile,
   writeHostEntry,
   type DnsmasqFiles,
 } from '../dhcp/dnsmasq.ts';
@@ -26,93 +19,10 @@ import { ipFamily, parsePrefix } from '../net/ip.ts';
 import { intToIpv4, ipv4InNet, ipv4ToInt, parseIpv4Net } from '../net/ipv4.ts';
 import type { XtablesGuard } from '../firewall/xtables-nft.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
-import { IP_FORWARD, requireUplink, resolveUplink, resolveVifName, routedVifSteps, routeMetric, sysctlStep, type RoutedVif } from './route.ts';
-import { planRelease, type StartRecord } from './shared-steps.ts';
-import type { TypeIf, VifCommand } from './vif-bridge.ts';
+import { IP_FORWARD } from './routing.ts';
+import { resolveVifName, type TypeIf, type VifCommand } from './vif.ts';
+import { routedVifSteps, routeMetric, type RoutedVif } from './vif-route.ts';
 
-export const DEFAULT_SUBNET = '10.0.0.0/16';
-
-// ---------------------------------------------------------------------------------------------
-// network-nat
-
-export interface NetworkNatRequest {
-  netdev?: string | undefined;
-  dhcp: boolean;
-  subnet: string;
-}
-
-export interface NetworkNatObserved {
-  host: HostState;
-  ipForward: string | undefined;
-  dnsmasq: {
-    files: DnsmasqFiles;
-    installed: boolean;
-    /** A directory on the way to files.dir that dnsmasq, once it is nobody, cannot enter. */
-    unreachable?: string | undefined;
-    /** The netdev of another network-nat here that already runs dnsmasq. */
-    heldBy?: string | undefined;
-  };
-}
-
-export interface NatRecord extends StartRecord {
-  version: 1;
-  netdev: string;
-  subnet: string;
-  dhcp: DnsmasqFiles | null;
-}
-
-export function natTag(netdev: string): string {
-  return `xen-nethooks:network-nat:${netdev}`;
-}
-
-export function masqueradeRule(subnet: string, netdev: string): string[] {
-  return ['-s', subnet, '-o', netdev, ...comment(natTag(netdev)), '-j', 'MASQUERADE'];
-}
-
-export function planNetworkNatStart(req: NetworkNatRequest, obs: NetworkNatObserved): { netdev: string; plan: Plan } {
-  const netdev = resolveUplink(req, obs.host);
-  requireUplink(obs.host, netdev);
-  const subnet = parseIpv4Net(req.subnet);
-  const steps: Step[] = [sysctlStep(IP_FORWARD, '1', obs.ipForward, true)];
-  const rule = masqueradeRule(req.subnet, netdev);
-  steps.push(step('masquerade', `masquerade ${req.subnet} out of ${netdev}`,
-    [iptablesCmd.insert('POSTROUTING', rule, 4, 'nat')], [iptablesCmd.delete('POSTROUTING', rule, 4, 'nat')]));
-  if (req.dhcp) {
-    const d = obs.dnsmasq;
-    if (!d.installed) throw new PlanError('dhcp=yes needs dnsmasq: apt-get install dnsmasq-base (or set dhcp=no)');
-    if (d.heldBy !== undefined) {
-      throw new PlanError(`dhcp=yes: network-nat netdev=${d.heldBy} already runs the guests' DHCP server here; one serves every vif, so start this one with dhcp=no`);
-    }
-    if (d.unreachable !== undefined) {
-      throw new PlanError(`dhcp=yes: dnsmasq runs as nobody and cannot enter ${d.unreachable} to read ${d.files.hostsDir}; make it world-searchable (chmod o+x) or set XEN_NETHOOKS_STATE_DIR elsewhere`);
-    }
-    const f = d.files;
-    steps.push(step('dnsmasq-files', `make ${f.dir} for dnsmasq's pid, lease and hosts files`,
-      [{ argv: ['mkdir', '-p', '-m', '0755', '--', f.dir] }, { argv: ['mkdir', '-m', '0755', '--', f.hostsDir] }],
-      [{ argv: ['rm', '-rf', '--', f.dir] }]));
-    steps.push(step('dnsmasq', `start dnsmasq as the DHCP server for ${req.subnet} on vif*`,
-      [{ argv: dnsmasqArgv(f, subnet) }], [stopByPidFile(f)]));
-  }
-  return { netdev, plan: { steps } };
-}
-
-/**
- * stop: start's steps taken back (see shared-steps.ts), dnsmasq ended by the pid findDnsmasq
- * checked; if it is not running any more, there is nothing to end.
- */
-export function planNetworkNatStop(record: NatRecord, others: readonly StartRecord[], dnsmasqPid: number | undefined) {
-  const { plan, handOver } = planRelease<StartRecord>(record, others);
-  const steps = plan.steps.map((s) => {
-    if (s.id !== 'undo-dnsmasq') return s;
-    return dnsmasqPid === undefined
-      ? { ...s, description: 'dnsmasq is not running any more: nothing to end', run: [] }
-      : { ...s, description: `end dnsmasq (pid ${dnsmasqPid})`, run: [stopByPid(dnsmasqPid)] };
-  });
-  return { plan: { steps }, handOver };
-}
-
-// ---------------------------------------------------------------------------------------------
-// vif-nat
 
 export interface NatAddressing {
   /** The guest's address, and the prefix length it is handed with. */
@@ -217,7 +127,11 @@ function wantsDhcp(req: VifNatRequest, network: NatNetwork | undefined): Dnsmasq
   return files;
 }
 
-export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved, report: (mtu: number) => Command[]) {
+/**
+ * online (vif) / add (tap). The plan does not report to xenstore: the vif hook shell adds that
+ * step last (vif-hotplug.ts, with `mtu`).
+ */
+export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved) {
   const { host, network } = obs;
   const addr = natAddressing(req.ip, req.domid, req.handle);
   const { dev, rename, link } = resolveVifName(req, host);
@@ -253,10 +167,7 @@ export function planVifNatOnline(req: VifNatRequest, obs: VifNatObserved, report
     dhcp,
   };
   const mtu = req.mtu ?? link.mtu;
-  const steps = natVifSteps(layout, obs.dnsmasqPid);
-  const r = report(mtu);
-  if (r.length) steps.push(step('report', 'report to xenstore', r, []));
-  return { layout, addressing: addr, plan: { steps } as Plan, warnings, mtu };
+  return { layout, addressing: addr, plan: { steps: natVifSteps(layout, obs.dnsmasqPid) } as Plan, warnings, mtu };
 }
 
 /** `seen`: the source guard as nft listed it (xtables-nft.ts). */

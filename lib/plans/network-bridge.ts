@@ -21,9 +21,10 @@ import {
 import { isBridge, isUp, isVlan, linkCmd, type Link } from '../net/link.ts';
 import { addRoute, byDependency, delRoute, describeRoute, routeKey, type Family, type Route } from '../net/route.ts';
 import { writeSysctl } from '../net/sysctl.ts';
-import { isValidIfname, type VlanSpec } from '../cli/values.ts';
+import type { VlanSpec } from '../cli/values.ts';
+import { isValidIfname } from '../net/ifname.ts';
 import { PlanError, reversePlan, step, type Plan, type Step } from '../plan.ts';
-import { releaseShared } from './shared-steps.ts';
+import { releaseShared } from './shared-settings.ts';
 
 export interface BridgeRequest {
   bridge?: string | undefined;

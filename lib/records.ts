@@ -1,14 +1,19 @@
 /**
- * The shape of every record a hook leaves in the state directory (state.ts), checked field by
- * field when it is read back (record-shape.ts), so that stop/offline act on what the type says
- * or say exactly which file is wrong and how.
+ * Every record a hook leaves in the state directory (state.ts), in one place: the store each hook
+ * writes (its name), the record's type, checked field by field when it is read back
+ * (record-shape.ts) so that stop/offline act on what the type says or say exactly which file is
+ * wrong and how, and which record a bare stop/status means (pickRecord).
  */
 import type { DnsmasqFiles } from './dhcp/dnsmasq.ts';
 import type { SourceGuard } from './firewall/source-guard.ts';
-import type { BridgeRecord } from './plans/bridge.ts';
-import type { NatRecord, NatVif } from './plans/nat.ts';
-import type { HostRoute, RouteRecord, RoutedVif } from './plans/route.ts';
+import type { BridgeRecord } from './plans/network-bridge.ts';
+import type { NatRecord } from './plans/network-nat.ts';
+import type { RouteRecord } from './plans/network-route.ts';
+import type { NatVif } from './plans/vif-nat.ts';
+import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
 import type { FirewallBackend, VifGuard } from './firewall/guard.ts';
+import { defaultRouteDevice, type HostState } from './net/host.ts';
+import { BadRecord, StateStore } from './state.ts';
 import {
   array, boolean, nullableString, number, object, oneOf, optionalBoolean, optionalNumber, optionalObject, optionalString, planStep, string, stringItem,
   ShapeError, type Fields,
@@ -167,3 +172,59 @@ export function checkVifNatRecord(v: unknown): VifNatRecord {
     onlineAt: string(o, 'onlineAt'),
   };
 }
+
+export type { BridgeRecord, NatRecord, NatVif, RouteRecord, RoutedVif };
+
+/** The stores, one per hook, named as the hook: `<hook>.<key>.json` in the state directory. */
+export const bridgeRecords = (env: NodeJS.ProcessEnv) => new StateStore<BridgeRecord>(env, 'network-bridge', checkBridgeRecord);
+export const routeRecords = (env: NodeJS.ProcessEnv) => new StateStore<RouteRecord>(env, 'network-route', checkRouteRecord);
+export const natRecords = (env: NodeJS.ProcessEnv) => new StateStore<NatRecord>(env, 'network-nat', checkNatRecord);
+export const vifBridgeRecords = (env: NodeJS.ProcessEnv) => new StateStore<VifBridgeRecord>(env, 'vif-bridge', checkVifBridgeRecord);
+export const vifRouteRecords = (env: NodeJS.ProcessEnv) => new StateStore<VifRouteRecord>(env, 'vif-route', checkVifRouteRecord);
+export const vifNatRecords = (env: NodeJS.ProcessEnv) => new StateStore<VifNatRecord>(env, 'vif-nat', checkVifNatRecord);
+
+/** What a stop/status call asks for, and how a network-* hook's records answer it. */
+export interface RecordChoice<R> {
+  /** The record's key (its file name) when the call names it: network-bridge's bridge=, network-route/-nat's netdev=. */
+  key?: string | undefined;
+  /** Else the record over this netdev, when the call names one (network-bridge's netdev=). */
+  netdev?: string | undefined;
+  /** The netdev a record is over, compared with `netdev`. */
+  netdevOf(r: R): string;
+  /** The devices a default route through which means this record. */
+  devicesOf(key: string, r: R): readonly string[];
+}
+
+/**
+ * Which record a bare stop/status means: the one named, else the one over the netdev named, else
+ * the one over the default route's device, else the only one.
+ */
+export function pickRecord<R>(all: ReadonlyMap<string, R>, choice: RecordChoice<R>, host: HostState): R | undefined {
+  if (choice.key !== undefined) return all.get(choice.key);
+  const entries = [...all.entries()];
+  if (choice.netdev !== undefined) return entries.find(([, r]) => choice.netdevOf(r) === choice.netdev)?.[1];
+  const dev = defaultRouteDevice(host);
+  const byDefault = dev === undefined ? undefined : entries.find(([k, r]) => choice.devicesOf(k, r).includes(dev))?.[1];
+  if (byDefault) return byDefault;
+  return all.size === 1 ? entries[0]?.[1] : undefined;
+}
+
+/**
+ * pickRecord for a stop, which must not take "no record" for "nothing to do" when the record
+ * asked for (or, none asked for, the only one there is) cannot be trusted: then the error
+ * `untrusted` makes of it, saying what to do by hand.
+ */
+export function pickForStop<R>(all: ReadonlyMap<string, R>, bad: readonly BadRecord[], choice: RecordChoice<R>, host: HostState, untrusted: (bad: BadRecord) => Error): R | undefined {
+  const record = pickRecord(all, choice, host);
+  if (record) return record;
+  const hit = bad.find((b) => b.key === choice.key) ?? (choice.key === undefined && choice.netdev === undefined && all.size === 0 ? bad[0] : undefined);
+  if (hit) throw untrusted(hit);
+  return undefined;
+}
+
+/** network-route's and network-nat's records: named by netdev, which is their key. */
+export const byNetdev = <R extends { netdev: string }>(netdev: string | undefined): RecordChoice<R> => ({
+  key: netdev,
+  netdevOf: (r) => r.netdev,
+  devicesOf: (key) => [key],
+});
