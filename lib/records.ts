@@ -12,6 +12,7 @@ import type { RouteRecord } from './plans/network-route.ts';
 import type { NatVif } from './plans/vif-nat.ts';
 import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
 import type { FirewallBackend } from './firewall/guard.ts';
+import { SERVES, type GuestPolicy, type ScopeKind } from './cli/policy.ts';
 import { defaultRouteDevice, type HostState } from './net/host.ts';
 import { BadRecord, StateStore } from './state.ts';
 import {
@@ -32,6 +33,11 @@ export interface VifBridgeRecord {
    * from the vif: its removal takes that out too.
    */
   notrackBridgedOnly?: true;
+  /**
+   * The config file's policy online applied (cli/policy.ts), as it was then: what the guard
+   * allowed beyond the strict one. Absent: the strict guard (and every earlier version's record).
+   */
+  policy?: GuestPolicy;
   onlineAt: string;
 }
 
@@ -50,7 +56,29 @@ export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
     firewall: oneOf<FirewallBackend>(o, 'firewall', ['iptables', 'nft', 'none']),
     notrack: boolean(o, 'notrack'),
     ...(o['notrackBridgedOnly'] === undefined ? {} : { notrackBridgedOnly: trueOnly(o, 'notrackBridgedOnly') }),
+    ...(o['policy'] === undefined ? {} : { policy: guestPolicy(object(o['policy'], 'policy'), 'policy') }),
     onlineAt: string(o, 'onlineAt'),
+  };
+}
+
+function numberItem(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ShapeError(`${where} is not an integer`);
+  return v;
+}
+
+function guestPolicy(o: Fields, where: string): GuestPolicy {
+  const scope = object(o['scope'], `${where}.scope`);
+  return {
+    scope: { kind: oneOf<ScopeKind>(scope, 'kind', ['guest', 'mac', 'vifname'], `${where}.scope`), value: string(scope, 'value', `${where}.scope`) },
+    where: string(o, 'where', where),
+    guard: boolean(o, 'guard', where),
+    route: boolean(o, 'route', where),
+    trunk: array(o, 'trunk', numberItem, where),
+    serve: array(o, 'serve', (v, w) => {
+      if (typeof v !== 'string' || !(SERVES as readonly string[]).includes(v)) throw new ShapeError(`${w} is not one of ${SERVES.join(', ')}`);
+      return v as GuestPolicy['serve'][number];
+    }, where),
+    ethertypes: array(o, 'ethertypes', numberItem, where),
   };
 }
 

@@ -8,6 +8,8 @@ import { planOffline, planOnline, xenbrAlias, xenbrNumber, type LeftoverGuard, t
 import { targetName } from '../plans/vif.ts';
 import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../records.ts';
 import { BadRecord } from '../state.ts';
+import { matchPolicy, policiesOf, whyPolicy, type GuestPolicy } from '../cli/policy.ts';
+import { parseBackendPath, readOptional } from '../xenstore.ts';
 import { requestOf, runVifHook, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
 /** What the entry asks for: the request without what is observed. */
@@ -65,13 +67,43 @@ function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): Sta
   return out;
 }
 
+/**
+ * The config file's policy for this vif (cli/policy.ts), checked first (a bad section fails the
+ * online, with file and line, into hotplug-error). The domain's name is asked of xenstore only
+ * when a `[guest NAME]` section could match: /local/domain/<domid>/name, the domid the
+ * backend's `frontend-id`, else its path's.
+ */
+async function policyFor(ctx: VifContext, call: VifCall, req: VifRequest): Promise<{ policy: GuestPolicy | undefined; why: string }> {
+  const conf = ctx.inv.config;
+  if (!conf) return { policy: undefined, why: 'the strict guard: the config file has no policy sections' };
+  const policies = policiesOf(conf.sections, conf.path);
+  let name: string | undefined;
+  let domid: number | undefined;
+  if (policies.some((p) => p.scope.kind === 'guest')) {
+    const fid = call.xs.get('frontend-id')?.trim();
+    domid = fid && /^\d+$/.test(fid) ? Number(fid) : parseBackendPath(call.backend).domid;
+    name = (await readOptional(`/local/domain/${domid}/name`))?.trim() || undefined;
+  }
+  const subject = { name, mac: req.mac, vifname: req.vifname };
+  const policy = matchPolicy(policies, subject);
+  if (policy) return { policy, why: `policy ${whyPolicy(policy)}` };
+  const seen = [
+    ...(domid !== undefined ? [`domain name ${name ?? `(none: /local/domain/${domid}/name is not set)`}`] : []),
+    `MAC ${req.mac ?? '(none)'}`, `vifname ${req.vifname ?? '(none)'}`,
+  ];
+  return { policy: undefined, why: `the strict guard: no section of ${conf.path} matches (${seen.join(', ')})` };
+}
+
 export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promise<number> {
   const store = vifBridgeRecords(ctx.env);
   return runVifHook<VifBridgeRecord>(ctx, {
     records: vifBridgeRecords,
     plansLeftovers: true,
     async online(call: VifCall) {
-      const req = request(ctx, asked, call);
+      const asRequested = request(ctx, asked, call);
+      const chosen = await policyFor(ctx, call, asRequested);
+      const req: VifRequest = { ...asRequested, policy: chosen.policy };
+      ctx.out.log.info({ dev: req.dev, policy: chosen.policy }, chosen.why);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
       const alias = xenbrAlias(req.bridge);
       const started = startedBridges(ctx.env, req.bridge);
@@ -95,11 +127,12 @@ export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promi
       return {
         plan: on.plan,
         mtu: on.mtu,
-        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString() },
+        record: { version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, ...(chosen.policy && on.guard ? { policy: chosen.policy } : {}), onlineAt: new Date().toISOString() },
         dev: on.dev,
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),
         warnings: on.warnings,
+        notes: on.guard ? [`${on.dev}: ${chosen.why}`] : [],
         hookVars: { bridge: on.bridge, ip: req.ip.join(' ') },
       };
     },

@@ -32,13 +32,23 @@ export interface VifGuard {
    * `nftCompanionApply`). Set where `nft` is installed.
    */
   companion?: boolean | undefined;
+  /** Policy `trunk` (cli/policy.ts): 802.1Q VLAN ids whose tagged frames pass (see below). */
+  vlans?: number[] | undefined;
+  /** Policy `ethertypes`: other ethertypes that pass, e.g. 0x88a2 (AoE). */
+  ethertypes?: number[] | undefined;
+  /** Policy `serve`: the DHCP (v4) or DHCPv6 server-reply drops, or the RA drop, left out. */
+  serve?: ('dhcp' | 'dhcpv6' | 'ra')[] | undefined;
 }
 
 /*
  * Tagged frames (802.1Q, 802.1ad; one tag or two): every check reads the headers of an untagged
  * frame, and a tag moves them, so each backend drops every tagged frame from a guest (its
- * `tagged` rules). A per-guest trunk policy would add the VLAN ids a guest may use to VifGuard
- * and let those through there, to the same checks on the inner frame; there is none yet.
+ * `tagged` rules). A trunk policy (`vlans`) lets single 802.1Q tags with those ids through after
+ * the source MAC check; inside the tag nothing more is checked on either backend (ebtables' IP
+ * and ARP matches stop at a tag; nft could look inside, but does not yet): the guest's MAC is
+ * what holds on a trunk. 802.1ad, and 802.1Q with another id, stay dropped. nft also drops a
+ * second 802.1Q tag inside an allowed one (`vlan type`); ebtables cannot tell (its vlan match
+ * reads the outer tag only), so there a double tag whose outer id is allowed passes.
  */
 
 /**

@@ -53,9 +53,18 @@ function set(items: readonly string[]): string {
   return `{ ${items.join(', ')} }`;
 }
 
-/** Tagged frames: none (see guard.ts). `ether type` reads the outer tag's type. */
-function tagged(r: (expr: string) => string): string[] {
-  return [r('ether type { 8021q, 8021ad } drop')];
+/**
+ * Tagged frames: none, but one 802.1Q tag with a trunk's VLAN id (see guard.ts). `ether type`
+ * reads the outer tag's type, `vlan type` what the tag carries.
+ */
+function tagged(r: (expr: string) => string, vlans: readonly number[]): string[] {
+  const allow = vlans.length ? [r(`vlan id ${set(vlans.map(String))} vlan type != { 8021q, 8021ad } return`)] : [];
+  return [...allow, r('ether type { 8021q, 8021ad } drop')];
+}
+
+/** The policy's ethertypes (AoE…): after the MAC check, nothing more to check in them. */
+function ethertypes(r: (expr: string) => string, types: readonly number[]): string[] {
+  return types.length ? [r(`ether type ${set(types.map((t) => `0x${t.toString(16).padStart(4, '0')}`))} return`)] : [];
 }
 
 /**
@@ -83,15 +92,20 @@ function rules(g: VifGuard): string[] {
   const out: string[] = [];
   if (g.l2 === false) return out; // antispoof=no: the chain stays, empty (NOTRACK still applies)
   if (g.mac) out.push(r(`ether saddr != ${g.mac} drop`));
-  out.push(...tagged(r));
+  out.push(...tagged(r, g.vlans ?? []));
+  out.push(...ethertypes(r, g.ethertypes ?? []));
   // Ethernet/IPv4 ARP only: `arp saddr` reads fixed offsets, right only for 6- and 4-byte addresses.
   out.push(r('arp htype != 1 drop'), r('arp ptype != ip drop'), r('arp hlen != 6 drop'), r('arp plen != 4 drop'));
   if (g.mac) out.push(r(`arp saddr ether != ${g.mac} drop`));
-  // A guest is never a DHCP server nor a router: a server's reply goes to a client's port (68,
-  // 546) from whatever port; a relay's comes from the server's (67, 547).
-  out.push(r('udp dport { 68, 546 } drop'));
-  out.push(r('udp sport { 67, 547 } drop'));
-  out.push(r('icmpv6 type { nd-router-advert, nd-redirect } drop'));
+  // A guest is never a DHCP server nor a router (unless its policy says it serves): a server's
+  // reply goes to a client's port (68, 546) from whatever port; a relay's comes from the
+  // server's (67, 547).
+  const serve = g.serve ?? [];
+  const client = [...(serve.includes('dhcp') ? [] : ['68']), ...(serve.includes('dhcpv6') ? [] : ['546'])];
+  const server = [...(serve.includes('dhcp') ? [] : ['67']), ...(serve.includes('dhcpv6') ? [] : ['547'])];
+  if (client.length) out.push(r(`udp dport ${client.length > 1 ? set(client) : client[0]} drop`));
+  if (server.length) out.push(r(`udp sport ${server.length > 1 ? set(server) : server[0]} drop`));
+  out.push(r(`icmpv6 type ${serve.includes('ra') ? 'nd-redirect' : '{ nd-router-advert, nd-redirect }'} drop`));
   out.push(...fragments(r));
   if (!g.antispoof) return out;
   out.push(r('ip saddr 0.0.0.0 udp sport 68 udp dport 67 return'));
