@@ -44,11 +44,11 @@ export interface VifGuard {
  * Tagged frames (802.1Q, 802.1ad; one tag or two): every check reads the headers of an untagged
  * frame, and a tag moves them, so each backend drops every tagged frame from a guest (its
  * `tagged` rules). A trunk policy (`vlans`) lets single 802.1Q tags with those ids through after
- * the source MAC check; inside the tag nothing more is checked on either backend (ebtables' IP
- * and ARP matches stop at a tag; nft could look inside, but does not yet): the guest's MAC is
- * what holds on a trunk. 802.1ad, and 802.1Q with another id, stay dropped. nft also drops a
- * second 802.1Q tag inside an allowed one (`vlan type`); ebtables cannot tell (its vlan match
- * reads the outer tag only), so there a double tag whose outer id is allowed passes.
+ * the source MAC check. nft then checks what the tag carries as it checks an untagged frame
+ * (`vlan type` rules: ARP shape and MAC, servers, routers, fragments, with ip= its sources, so
+ * a trunk guest's VLAN addresses belong in ip=), and drops a second tag. ebtables cannot: its IP
+ * and ARP matches stop at a tag, and its vlan match reads the outer tag only; so with
+ * firewall=iptables only the outer source MAC holds inside an allowed tag.
  */
 
 /**

@@ -253,7 +253,7 @@ trunk = 10, 20"
   trunk_test nft
 }
 
-@test "trunk (firewall=nft): a second 802.1Q tag inside an allowed one is dropped" {
+@test "trunk (firewall=nft): inside an allowed tag the guard still holds: forged sources, ARP, DHCP and RA dropped, a second tag too" {
   conf "[guest trunk1]
 trunk = 10"
   name 1 trunk1
@@ -264,6 +264,22 @@ trunk = 10"
   assert_arrived "vlan 10" lan
   spoof 1 0 udp tags=8100:10,8100:30 tag=double sentinel=yes
   assert_dropped "vlan 10 and vlan 30" lan
+  # The same checks as untagged, on what the tag carries.
+  spoof 1 0 udp tags=8100:10 src=203.0.113.9 tag=src4 sentinel=yes
+  assert_dropped "vlan 10 and src host 203.0.113.9" lan
+  spoof 1 0 udp6 tags=8100:10 src=2001:db8:bad::9 tag=src6 sentinel=yes
+  assert_dropped "vlan 10 and src host 2001:db8:bad::9" lan
+  spoof 1 0 arp-reply tags=8100:10 dmac=$VB_LAN_MAC psrc=192.0.2.99 pdst=$VB_LAN_IP sentinel=yes
+  assert_dropped "vlan 10 and arp" lan
+  spoof 1 0 dhcp-offer tags=8100:10 sentinel=yes
+  assert_dropped "vlan 10 and udp dst port 68" lan
+  spoof 1 0 ra tags=8100:10 sentinel=yes
+  assert_dropped "vlan 10 and icmp6" lan
+  # Its own addresses inside the tag pass (the sentinel above is untagged).
+  spoof 1 0 udp6 tags=8100:10 src=$(vb_ip6 1 0) tag=own6 sentinel=yes
+  assert_arrived "vlan 10 and src host $(vb_ip6 1 0)" lan
+  spoof 1 0 arp-reply tags=8100:10 dmac=$VB_LAN_MAC psrc=$(vb_ip4 1 0) pdst=$VB_LAN_IP
+  assert_arrived "vlan 10 and arp and arp[14:4] = $(ip2hex "$(vb_ip4 1 0)")" lan
 }
 
 # --- guard = no, dry-run, load errors ----------------------------------------------------------

@@ -93,12 +93,19 @@ test('route: any source, ARP of any sender address, MAC still enforced on both b
 test('trunk, serve, ethertypes: what each backend lets through', () => {
   const g = guardOf(req(pol('trunk = 10, 20\nserve = dhcp, ra\nethertypes = 0x88a2')), 'vif1.0');
   const nft = nftApply(g).input ?? '';
-  assert.match(nft, /vlan id \{ 10, 20 \} vlan type != \{ 8021q, 8021ad \} return\n.*ether type \{ 8021q, 8021ad \} drop/);
+  assert.match(nft, /ether type 8021q vlan id != \{ 10, 20 \} drop\n.*ether type 8021q vlan type \{ 8021q, 8021ad \} drop\n.*ether type 8021ad drop/);
   assert.match(nft, /ether type \{ 0x88a2 \} return/);
-  assert.match(nft, /udp dport 546 drop/);
-  assert.match(nft, /udp sport 547 drop/);
-  assert.match(nft, /icmpv6 type nd-redirect drop/);
-  assert.doesNotMatch(nft, /dport \{ 68|nd-router-advert/);
+  assert.match(nft, /vlan type \{ 0x88a2 \} return/);
+  assert.match(nft, /vif1.0 udp dport 546 drop/);
+  assert.match(nft, /vif1.0 udp sport 547 drop/);
+  assert.match(nft, /vif1.0 vlan type ip6 udp dport 546 drop/);
+  assert.match(nft, /vif1.0 icmpv6 type nd-redirect drop/);
+  assert.match(nft, /vif1.0 vlan type ip6 icmpv6 type nd-redirect drop/);
+  // Inside the tag, the same source checks as outside.
+  assert.match(nft, /vlan type ip ip saddr \{ 192.0.2.11 \} return/);
+  assert.match(nft, /vlan type arp arp saddr ether != 00:16:3e:00:01:00 drop/);
+  assert.match(nft, /vlan type ip6 ip6 saddr \{ 2001:db8::11, fe80::216:3eff:fe00:100 \} return\n.*vlan type ip6 ip6 saddr :: .*\n.*vif1.0 drop\n/);
+  assert.doesNotMatch(nft, /dport \{ 68|dport 68|nd-router-advert/);
   const eb = ebtablesApply(g).input ?? '';
   assert.match(eb, /-p 802_1Q --vlan-id 10 -j RETURN\n.*--vlan-id 20 -j RETURN\n.*-p 802_1Q -j DROP/);
   assert.match(eb, /-p 0x88a2 -j RETURN/);
