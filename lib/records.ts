@@ -11,7 +11,7 @@ import type { NatRecord } from './plans/network-nat.ts';
 import type { RouteRecord } from './plans/network-route.ts';
 import type { NatVif } from './plans/vif-nat.ts';
 import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
-import type { FirewallBackend } from './firewall/guard.ts';
+import type { FirewallBackend, VifGuard } from './firewall/guard.ts';
 import { SERVES, type GuestPolicy, type ScopeKind } from './cli/policy.ts';
 import { defaultRouteDevice, type HostState } from './net/host.ts';
 import { BadRecord, StateStore } from './state.ts';
@@ -66,6 +66,24 @@ function numberItem(v: unknown, where: string): number {
   return v;
 }
 
+/**
+ * A stored VifGuard's policy fields (firewall/guard.ts: vlans, ethertypes, serve), each optional:
+ * whatever reads a whole VifGuard back from a record (repair lays the guard from it) spreads
+ * these in, or a repaired guard would be the strict one.
+ */
+export function guardPolicyFields(o: Fields, where: string): Pick<VifGuard, 'vlans' | 'ethertypes' | 'serve'> {
+  return {
+    ...(o['vlans'] === undefined ? {} : { vlans: array(o, 'vlans', numberItem, where) }),
+    ...(o['ethertypes'] === undefined ? {} : { ethertypes: array(o, 'ethertypes', numberItem, where) }),
+    ...(o['serve'] === undefined ? {} : { serve: array(o, 'serve', serveItem, where) }),
+  };
+}
+
+function serveItem(v: unknown, w: string): GuestPolicy['serve'][number] {
+  if (typeof v !== 'string' || !(SERVES as readonly string[]).includes(v)) throw new ShapeError(`${w} is not one of ${SERVES.join(', ')}`);
+  return v as GuestPolicy['serve'][number];
+}
+
 function guestPolicy(o: Fields, where: string): GuestPolicy {
   const scope = object(o['scope'], `${where}.scope`);
   return {
@@ -74,10 +92,7 @@ function guestPolicy(o: Fields, where: string): GuestPolicy {
     guard: boolean(o, 'guard', where),
     route: boolean(o, 'route', where),
     trunk: array(o, 'trunk', numberItem, where),
-    serve: array(o, 'serve', (v, w) => {
-      if (typeof v !== 'string' || !(SERVES as readonly string[]).includes(v)) throw new ShapeError(`${w} is not one of ${SERVES.join(', ')}`);
-      return v as GuestPolicy['serve'][number];
-    }, where),
+    serve: array(o, 'serve', serveItem, where),
     ethertypes: array(o, 'ethertypes', numberItem, where),
   };
 }

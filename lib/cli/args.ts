@@ -126,6 +126,19 @@ export function parseInvocation(spec: HookSpec, argv: readonly string[], env: No
     const sections: SectionLine[] = [];
     const entries = parseConfig(confText, confPath, sections);
     if (sections.length) inv.config = { path: confPath, sections };
+    // A key of this hook's below a section header belongs to the section (a policy key) and
+    // would be ignored here: say so, rather than run without it. vif-bridge checks its sections
+    // itself (policy.ts), so that an online reports a bad one to xenstore.
+    if (spec.name !== 'vif-bridge') {
+      for (const l of sections) {
+        if (l.key === undefined) continue;
+        const dot = l.key.indexOf('.');
+        const key = dot >= 0 && l.key.slice(0, dot) === spec.name ? l.key.slice(dot + 1) : l.key;
+        if (spec.options.some((o) => o.key === key)) {
+          throw new UsageError(`${spec.name}: ${confPath}:${l.line}: ${l.key} is below the section [${l.kind} ${l.value}], where only guest policy keys go: move it before the first section`);
+        }
+      }
+    }
     for (const entry of entries) {
       if (entry.hook !== undefined && entry.hook !== spec.name) continue;
       const known = spec.options.some((o) => o.key === entry.key);

@@ -6,7 +6,7 @@ import type { SectionLine } from '../../lib/cli/policy.ts';
 import { ebtablesApply } from '../../lib/firewall/ebtables.ts';
 import { nftApply } from '../../lib/firewall/nft.ts';
 import { guardOf, type VifRequest } from '../../lib/plans/vif-bridge.ts';
-import { checkVifBridgeRecord } from '../../lib/records.ts';
+import { checkVifBridgeRecord, guardPolicyFields } from '../../lib/records.ts';
 
 const F = '/etc/xen/nethooks.conf';
 
@@ -130,4 +130,30 @@ test('the vif record keeps the policy; one without it still validates', () => {
   const p = pol('trunk = 10');
   assert.deepEqual(checkVifBridgeRecord(JSON.parse(JSON.stringify({ ...base, policy: p }))).policy, p);
   assert.throws(() => checkVifBridgeRecord({ ...base, policy: { ...p, serve: ['bootp'] } }), /policy\.serve\[0\]/);
+});
+
+test('a stored guard keeps its policy fields (for repair), and one without them reads back strict', () => {
+  const g = guardOf(req(pol('trunk = 10\nserve = ra\nethertypes = 0x88a2')), 'vif1.0');
+  const stored = JSON.parse(JSON.stringify(g)) as Record<string, unknown>;
+  assert.deepEqual(guardPolicyFields(stored, 'guard'), { vlans: [10], ethertypes: [0x88a2], serve: ['ra'] });
+  assert.deepEqual(guardPolicyFields({}, 'guard'), {});
+  assert.throws(() => guardPolicyFields({ vlans: ['10'] }, 'guard'), /guard\.vlans\[0\]/);
+});
+
+test('other hooks: their own key below a section header is an error naming file and line; sections are skipped', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { parseInvocation } = await import('../../lib/cli/args.ts');
+  const spec = {
+    name: 'network-bridge', summary: '', epilog: '', commands: [{ name: 'start', description: '' }],
+    options: [{ key: 'antispoof', type: { kind: 'bool' as const }, description: '' }],
+  };
+  const p = join(mkdtempSync(join(tmpdir(), 'xnh-policy-')), 'nethooks.conf');
+  writeFileSync(p, 'antispoof = yes\n[guest fw1]\nroute = yes\n');
+  const inv = parseInvocation(spec, ['start'], { XEN_NETHOOKS_CONF: p });
+  assert.equal(inv.options.get('antispoof'), true);
+  assert.equal(inv.config?.sections.length, 2);
+  writeFileSync(p, '[guest fw1]\nroute = yes\nnetwork-bridge.antispoof = yes\n');
+  assert.throws(() => parseInvocation(spec, ['start'], { XEN_NETHOOKS_CONF: p }), (e: unknown) => e instanceof UsageError && /nethooks\.conf:3: network-bridge\.antispoof is below the section \[guest fw1\]/.test(e.message));
 });
