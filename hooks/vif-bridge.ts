@@ -26,7 +26,18 @@ const spec: HookSpec = {
     { key: 'antispoof', type: { kind: 'bool' }, default: 'yes', description: "Drop what the guest sends from addresses, MACs or ARP identities not its own, DHCP server and router-advertisement traffic. Without `ip`, only the MAC is enforced." },
     { key: 'notrack', type: { kind: 'bool' }, default: 'yes', description: "Keep the guest's traffic out of dom0's conntrack table (raw table NOTRACK)." },
   ],
-  epilog: vifEpilog({ hook: 'vif-bridge', hookVars: 'bridge, ip' }),
+  epilog: vifEpilog({
+    hook: 'vif-bridge',
+    hookVars: 'bridge, ip',
+    intro: `Per-guest policies, in /etc/xen/nethooks.conf after the top-level keys (README: Per-guest policies):
+  [guest NAME] | [mac MAC] | [vifname NAME]     the guest's domain name, or one vif (most specific wins)
+  route = yes            any source address (it forwards for others); its MAC still enforced
+  trunk = 10, 20         802.1Q frames with these VLAN ids
+  serve = dhcp, dhcpv6, ra   DHCP/DHCPv6 server replies and router advertisements
+  ethertypes = 0x88a2    other ethertypes (AoE)
+  guard = no             no layer-2 guard at all
+A malformed section fails online (file and line in hotplug-error, exit 2).`,
+  }),
 };
 
 /** Keys read from the backend directory; they override argv and the environment (SPEC §1). */

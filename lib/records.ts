@@ -12,6 +12,7 @@ import type { RouteRecord } from './plans/network-route.ts';
 import type { NatVif } from './plans/vif-nat.ts';
 import type { HostRoute, RoutedVif } from './plans/vif-route.ts';
 import type { FirewallBackend, VifGuard } from './firewall/guard.ts';
+import { SERVES, type GuestPolicy, type ScopeKind } from './cli/policy.ts';
 import { defaultRouteDevice, type HostState } from './net/host.ts';
 import { BadRecord, StateStore } from './state.ts';
 import {
@@ -32,6 +33,11 @@ export interface VifBridgeRecord {
    * from the vif: its removal takes that out too.
    */
   notrackBridgedOnly?: true;
+  /**
+   * The config file's policy online applied (cli/policy.ts), as it was then: what the guard
+   * allowed beyond the strict one. Absent: the strict guard (and every earlier version's record).
+   */
+  policy?: GuestPolicy;
   onlineAt: string;
   /**
    * The guest's addresses as online took them (xenstore `ip`), for status. Optional: records of
@@ -55,6 +61,8 @@ function vifGuard(o: Fields, where: string): VifGuard {
     l2: optionalBoolean(o, 'l2', where),
     notrack: boolean(o, 'notrack', where),
     companion: optionalBoolean(o, 'companion', where),
+    // A per-guest policy's allowances (cli/policy.ts), so that repair lays the guest's own guard.
+    ...guardPolicyFields(o, where),
   };
 }
 
@@ -73,9 +81,46 @@ export function checkVifBridgeRecord(v: unknown): VifBridgeRecord {
     firewall: oneOf<FirewallBackend>(o, 'firewall', ['iptables', 'nft', 'none']),
     notrack: boolean(o, 'notrack'),
     ...(o['notrackBridgedOnly'] === undefined ? {} : { notrackBridgedOnly: trueOnly(o, 'notrackBridgedOnly') }),
+    ...(o['policy'] === undefined ? {} : { policy: guestPolicy(object(o['policy'], 'policy'), 'policy') }),
     onlineAt: string(o, 'onlineAt'),
     ...(o.ip === undefined ? {} : { ip: array(o, 'ip', stringItem) }),
     ...(o.guard === undefined ? {} : { guard: optionalObject(o, 'guard', vifGuard) }),
+  };
+}
+
+function numberItem(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ShapeError(`${where} is not an integer`);
+  return v;
+}
+
+/**
+ * A stored VifGuard's policy fields (firewall/guard.ts: vlans, ethertypes, serve), each optional:
+ * whatever reads a whole VifGuard back from a record (repair lays the guard from it) spreads
+ * these in, or a repaired guard would be the strict one.
+ */
+export function guardPolicyFields(o: Fields, where: string): Pick<VifGuard, 'vlans' | 'ethertypes' | 'serve'> {
+  return {
+    ...(o['vlans'] === undefined ? {} : { vlans: array(o, 'vlans', numberItem, where) }),
+    ...(o['ethertypes'] === undefined ? {} : { ethertypes: array(o, 'ethertypes', numberItem, where) }),
+    ...(o['serve'] === undefined ? {} : { serve: array(o, 'serve', serveItem, where) }),
+  };
+}
+
+function serveItem(v: unknown, w: string): GuestPolicy['serve'][number] {
+  if (typeof v !== 'string' || !(SERVES as readonly string[]).includes(v)) throw new ShapeError(`${w} is not one of ${SERVES.join(', ')}`);
+  return v as GuestPolicy['serve'][number];
+}
+
+function guestPolicy(o: Fields, where: string): GuestPolicy {
+  const scope = object(o['scope'], `${where}.scope`);
+  return {
+    scope: { kind: oneOf<ScopeKind>(scope, 'kind', ['guest', 'mac', 'vifname'], `${where}.scope`), value: string(scope, 'value', `${where}.scope`) },
+    where: string(o, 'where', where),
+    guard: boolean(o, 'guard', where),
+    route: boolean(o, 'route', where),
+    trunk: array(o, 'trunk', numberItem, where),
+    serve: array(o, 'serve', serveItem, where),
+    ethertypes: array(o, 'ethertypes', numberItem, where),
   };
 }
 

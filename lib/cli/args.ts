@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import minimist from 'minimist';
 import type { HookSpec } from './spec.ts';
 import { InvalidValue, parseValue, type OptionValue } from './values.ts';
+import type { SectionLine } from './policy.ts';
 
 export const DEFAULT_CONF = '/etc/xen/nethooks.conf';
 
@@ -32,6 +33,11 @@ export interface Invocation {
   /** Where each option's value came from: logged, and shown by --dry-run. */
   sources: Map<string, Source>;
   flags: Flags;
+  /**
+   * The config file's policy sections (`[guest NAME]` and what follows, policy.ts), unchecked:
+   * vif-bridge checks them when it runs, so that a vif online reports a bad one to xenstore.
+   */
+  config?: { path: string; sections: SectionLine[] } | undefined;
 }
 
 const FLAG_NAMES = ['help', 'dry-run', 'json'] as const;
@@ -53,13 +59,28 @@ function setOption(spec: HookSpec, inv: Invocation, key: string, raw: string, so
 
 /**
  * Reads `key=value` lines. A key may be scoped to one hook as `network-bridge.antispoof=yes`;
- * unscoped keys apply to every hook that has them, so one file can serve all hooks.
+ * unscoped keys apply to every hook that has them, so one file can serve all hooks. From the
+ * first `[kind value]` header on, lines belong to per-guest policy sections (policy.ts): they go
+ * to `sections`, as written, for vif-bridge to check.
  */
-export function parseConfig(text: string, path: string): { key: string; value: string; line: number; hook?: string }[] {
+export function parseConfig(text: string, path: string, sections: SectionLine[] = []): { key: string; value: string; line: number; hook?: string }[] {
   const out: { key: string; value: string; line: number; hook?: string }[] = [];
+  let section: { kind: string; value: string } | undefined;
   text.split('\n').forEach((rawLine, i) => {
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#')) return;
+    const header = /^\[\s*(\S+)\s*(.*?)\s*\]$/.exec(line);
+    if (header) {
+      section = { kind: header[1] as string, value: header[2] as string };
+      sections.push({ ...section, line: i + 1 });
+      return;
+    }
+    if (section) {
+      const kv = /^([^=\s]+)\s*=\s*(.*)$/.exec(line);
+      if (!kv) throw new UsageError(`${path}:${i + 1}: expected key=value in [${section.kind} ${section.value}], got ${JSON.stringify(line)}`);
+      sections.push({ ...section, key: kv[1] as string, raw: (kv[2] as string).trim(), line: i + 1 });
+      return;
+    }
     const m = /^([A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)?)\s*=\s*(.*)$/.exec(line);
     if (!m) throw new UsageError(`${path}:${i + 1}: expected key=value, got ${JSON.stringify(line)}`);
     const full = m[1] as string;
@@ -102,7 +123,23 @@ export function parseInvocation(spec: HookSpec, argv: readonly string[], env: No
     }
   }
   if (confText !== undefined) {
-    for (const entry of parseConfig(confText, confPath)) {
+    const sections: SectionLine[] = [];
+    const entries = parseConfig(confText, confPath, sections);
+    if (sections.length) inv.config = { path: confPath, sections };
+    // A key of this hook's below a section header belongs to the section (a policy key) and
+    // would be ignored here: say so, rather than run without it. vif-bridge checks its sections
+    // itself (policy.ts), so that an online reports a bad one to xenstore.
+    if (spec.name !== 'vif-bridge') {
+      for (const l of sections) {
+        if (l.key === undefined) continue;
+        const dot = l.key.indexOf('.');
+        const key = dot >= 0 && l.key.slice(0, dot) === spec.name ? l.key.slice(dot + 1) : l.key;
+        if (spec.options.some((o) => o.key === key)) {
+          throw new UsageError(`${spec.name}: ${confPath}:${l.line}: ${l.key} is below the section [${l.kind} ${l.value}], where only guest policy keys go: move it before the first section`);
+        }
+      }
+    }
+    for (const entry of entries) {
       if (entry.hook !== undefined && entry.hook !== spec.name) continue;
       const known = spec.options.some((o) => o.key === entry.key);
       if (!known && entry.hook === undefined) continue; // another hook's key

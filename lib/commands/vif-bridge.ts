@@ -10,6 +10,8 @@ import { bridgeRecords, vifBridgeRecords, type VifBridgeRecord } from '../record
 import { BadRecord } from '../state.ts';
 import { startRules } from './start-rules.ts';
 import { guardRepair, guardStatus, type GuardEntry, type GuardLayout } from './vif-guards.ts';
+import { describePolicy, matchPolicy, policiesOf, whyPolicy, type GuestPolicy } from '../cli/policy.ts';
+import { parseBackendPath, readOptional } from '../xenstore.ts';
 import { requestOf, runVifHook, type VifCall, type VifContext, type VifRequestOf } from './vif-hotplug.ts';
 
 /** What the entry asks for: the request without what is observed. */
@@ -71,7 +73,7 @@ function startedBridges(env: NodeJS.ProcessEnv, wanted: string | undefined): Sta
 function guardEntry(r: VifBridgeRecord, env: NodeJS.ProcessEnv): GuardEntry {
   const nft = onPath('nft', env);
   const policy = r.guard
-    ? [r.guard.l2 === false ? 'antispoof=no' : r.guard.antispoof ? 'MAC and addresses enforced' : 'MAC only (no ip)', ...(r.notrack ? ['NOTRACK'] : [])].join(', ')
+    ? [...(r.policy ? [describePolicy(r.policy)] : []), r.guard.l2 === false ? 'antispoof=no' : r.guard.antispoof ? 'MAC and addresses enforced' : 'MAC only (no ip)', ...(r.notrack ? ['NOTRACK'] : [])].join(', ')
     : r.firewall === 'none' ? 'no guard' : 'unknown (old record)';
   const entry = { dev: r.dev, bridge: r.bridge, addresses: r.ip ?? (r.guard ? [...r.guard.ipv4, ...r.guard.ipv6] : []), backend: `firewall=${r.firewall}`, policy };
   if (r.firewall === 'none') return { ...entry, guard: undefined };
@@ -90,6 +92,34 @@ export const VIF_BRIDGE_GUARDS: GuardLayout<VifBridgeRecord> = {
     .filter((s) => s.rules.length > 0),
 };
 
+
+/**
+ * The config file's policy for this vif (cli/policy.ts), checked first (a bad section fails the
+ * online, with file and line, into hotplug-error). The domain's name is asked of xenstore only
+ * when a `[guest NAME]` section could match: /local/domain/<domid>/name, the domid the
+ * backend's `frontend-id`, else its path's.
+ */
+async function policyFor(ctx: VifContext, call: VifCall, req: VifRequest): Promise<{ policy: GuestPolicy | undefined; why: string }> {
+  const conf = ctx.inv.config;
+  if (!conf) return { policy: undefined, why: 'the strict guard: the config file has no policy sections' };
+  const policies = policiesOf(conf.sections, conf.path);
+  let name: string | undefined;
+  let domid: number | undefined;
+  if (policies.some((p) => p.scope.kind === 'guest')) {
+    const fid = call.xs.get('frontend-id')?.trim();
+    domid = fid && /^\d+$/.test(fid) ? Number(fid) : parseBackendPath(call.backend).domid;
+    name = (await readOptional(`/local/domain/${domid}/name`))?.trim() || undefined;
+  }
+  const subject = { name, mac: req.mac, vifname: req.vifname };
+  const policy = matchPolicy(policies, subject);
+  if (policy) return { policy, why: `policy ${whyPolicy(policy)}` };
+  const seen = [
+    ...(domid !== undefined ? [`domain name ${name ?? `(none: /local/domain/${domid}/name is not set)`}`] : []),
+    `MAC ${req.mac ?? '(none)'}`, `vifname ${req.vifname ?? '(none)'}`,
+  ];
+  return { policy: undefined, why: `the strict guard: no section of ${conf.path} matches (${seen.join(', ')})` };
+}
+
 export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promise<number> {
   if (ctx.inv.command === 'status') return guardStatus(ctx, VIF_BRIDGE_GUARDS);
   if (ctx.inv.command === 'repair') return guardRepair(ctx, VIF_BRIDGE_GUARDS);
@@ -98,7 +128,10 @@ export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promi
     records: vifBridgeRecords,
     plansLeftovers: true,
     async online(call: VifCall) {
-      const req = request(ctx, asked, call);
+      const asRequested = request(ctx, asked, call);
+      const chosen = await policyFor(ctx, call, asRequested);
+      const req: VifRequest = { ...asRequested, policy: chosen.policy };
+      ctx.out.log.info({ dev: req.dev, policy: chosen.policy }, chosen.why);
       // xenbrN may stand for an ethN bridge (SPEC 2.1): look at both.
       const alias = xenbrAlias(req.bridge);
       const started = startedBridges(ctx.env, req.bridge);
@@ -123,7 +156,7 @@ export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promi
         plan: on.plan,
         mtu: on.mtu,
         record: {
-          version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, onlineAt: new Date().toISOString(),
+          version: 1, dev: on.dev, bridge: on.bridge, firewall: req.firewall, notrack: on.guard?.notrack ?? false, notrackBridgedOnly: true, ...(chosen.policy && on.guard ? { policy: chosen.policy } : {}), onlineAt: new Date().toISOString(),
           // What status shows and repair lays again (vif-guards.ts).
           ip: req.ip, ...(on.guard ? { guard: on.guard } : {}),
         },
@@ -131,6 +164,7 @@ export function vifBridge(ctx: VifContext, asked: VifRequestOf<VifAsked>): Promi
         title: `${call.command} ${on.dev} on ${on.bridge}`,
         summary: `${call.command} ${on.dev}: on ${on.bridge}, MTU ${on.mtu}` + (on.guard ? `, guarded (${req.firewall})` : ', no firewall'),
         warnings: on.warnings,
+        notes: on.guard ? [`${on.dev}: ${chosen.why}`] : [],
         hookVars: { bridge: on.bridge, ip: req.ip.join(' ') },
       };
     },

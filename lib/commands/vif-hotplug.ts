@@ -58,6 +58,8 @@ export interface Online<R> {
   title: string;
   summary: string;
   warnings: string[];
+  /** Said by --dry-run besides the plan (and logged by the layout): why the guard is as it is. */
+  notes?: string[] | undefined;
   /** Variables for the vif-post.d hooks besides command, dev, XENBUS_PATH, vif, type_if. */
   hookVars: Record<string, string>;
 }
@@ -353,6 +355,7 @@ export async function runVifHook<R>(ctx: VifContext, layout: VifLayout<R>): Prom
       out.log.warn({ dev: on.dev }, w); // the hotplug log is where an operator looks later
     }
     if (flags.dryRun) {
+      for (const n of on.notes ?? []) out.say(n);
       printPlan(on.title, on.plan, flags, { command: call.command, record: on.record });
       return 0;
     }

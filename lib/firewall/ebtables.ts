@@ -22,9 +22,17 @@ function arpFrom(mac: string | undefined, ip: string): string {
   return `-p ARP --arp-mac-src ${mac ?? '! 00:00:00:00:00:00'} --arp-ip-src ${ip}`;
 }
 
-/** Tagged frames: none (see guard.ts). ebtables legacy calls any tag 802_1Q, ebtables-nft reads the outer one. */
-function tagged(r: (spec: string) => string): string[] {
-  return [r('-p 802_1Q -j DROP'), r('-p 0x88a8 -j DROP')];
+/**
+ * Tagged frames: none, but the trunk's VLAN ids (see guard.ts). ebtables legacy calls any tag
+ * 802_1Q, ebtables-nft reads the outer one.
+ */
+function tagged(r: (spec: string) => string, vlans: readonly number[]): string[] {
+  return [...vlans.map((id) => r(`-p 802_1Q --vlan-id ${id} -j RETURN`)), r('-p 802_1Q -j DROP'), r('-p 0x88a8 -j DROP')];
+}
+
+/** The policy's ethertypes (AoE…): after the MAC check, nothing more to check in them. */
+function ethertypes(r: (spec: string) => string, types: readonly number[]): string[] {
+  return types.map((t) => r(`-p 0x${t.toString(16).padStart(4, '0')} -j RETURN`));
 }
 
 function rules(g: VifGuard): string[] {
@@ -33,18 +41,25 @@ function rules(g: VifGuard): string[] {
   const out: string[] = [];
   if (g.l2 === false) return out; // antispoof=no: the chain stays, empty, policy RETURN
   if (g.mac) out.push(r(`-s ! ${g.mac} -j DROP`));
-  out.push(...tagged(r));
+  out.push(...tagged(r, g.vlans ?? []));
+  out.push(...ethertypes(r, g.ethertypes ?? []));
   // ARP of another hardware or protocol type (type 6, IEEE 802, is taken by Linux on Ethernet).
   out.push(r('-p ARP --arp-htype ! 1 -j DROP'));
   out.push(r('-p ARP --arp-ptype ! 0x0800 -j DROP'));
   if (g.mac) out.push(r(`-p ARP --arp-mac-src ! ${g.mac} -j DROP`));
-  // A guest is never a DHCP server nor a router for its neighbours. A server's reply is one to
-  // a client's port (68, 546), whatever port it comes from; a relay's, one from the server port.
-  out.push(r('-p IPv4 --ip-proto udp --ip-dport 68 -j DROP'));
-  out.push(r('-p IPv4 --ip-proto udp --ip-sport 67 -j DROP'));
-  out.push(r('-p IPv6 --ip6-proto udp --ip6-dport 546 -j DROP'));
-  out.push(r('-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP'));
-  out.push(r('-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP'));
+  // A guest is never a DHCP server nor a router for its neighbours (unless its policy says it
+  // serves). A server's reply is one to a client's port (68, 546), whatever port it comes from;
+  // a relay's, one from the server port.
+  const serve = g.serve ?? [];
+  if (!serve.includes('dhcp')) {
+    out.push(r('-p IPv4 --ip-proto udp --ip-dport 68 -j DROP'));
+    out.push(r('-p IPv4 --ip-proto udp --ip-sport 67 -j DROP'));
+  }
+  if (!serve.includes('dhcpv6')) {
+    out.push(r('-p IPv6 --ip6-proto udp --ip6-dport 546 -j DROP'));
+    out.push(r('-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP'));
+  }
+  if (!serve.includes('ra')) out.push(r('-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP'));
   out.push(r('-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type redirect -j DROP'));
   if (!g.antispoof) {
     // Any address, but well-formed ARP from its own MAC only.

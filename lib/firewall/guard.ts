@@ -32,13 +32,23 @@ export interface VifGuard {
    * `nftCompanionApply`). Set where `nft` is installed.
    */
   companion?: boolean | undefined;
+  /** Policy `trunk` (cli/policy.ts): 802.1Q VLAN ids whose tagged frames pass (see below). */
+  vlans?: number[] | undefined;
+  /** Policy `ethertypes`: other ethertypes that pass, e.g. 0x88a2 (AoE). */
+  ethertypes?: number[] | undefined;
+  /** Policy `serve`: the DHCP (v4) or DHCPv6 server-reply drops, or the RA drop, left out. */
+  serve?: ('dhcp' | 'dhcpv6' | 'ra')[] | undefined;
 }
 
 /*
  * Tagged frames (802.1Q, 802.1ad; one tag or two): every check reads the headers of an untagged
  * frame, and a tag moves them, so each backend drops every tagged frame from a guest (its
- * `tagged` rules). A per-guest trunk policy would add the VLAN ids a guest may use to VifGuard
- * and let those through there, to the same checks on the inner frame; there is none yet.
+ * `tagged` rules). A trunk policy (`vlans`) lets single 802.1Q tags with those ids through after
+ * the source MAC check. nft then checks what the tag carries as it checks an untagged frame
+ * (`vlan type` rules: ARP shape and MAC, servers, routers, fragments, with ip= its sources, so
+ * a trunk guest's VLAN addresses belong in ip=), and drops a second tag. ebtables cannot: its IP
+ * and ARP matches stop at a tag, and its vlan match reads the outer tag only; so with
+ * firewall=iptables only the outer source MAC holds inside an allowed tag.
  */
 
 /**

@@ -53,9 +53,37 @@ function set(items: readonly string[]): string {
   return `{ ${items.join(', ')} }`;
 }
 
-/** Tagged frames: none (see guard.ts). `ether type` reads the outer tag's type. */
-function tagged(r: (expr: string) => string): string[] {
-  return [r('ether type { 8021q, 8021ad } drop')];
+/**
+ * Tagged frames: none, but one 802.1Q tag with a trunk's VLAN id (see guard.ts). `ether type`
+ * reads the outer tag's type, `vlan type` what the tag carries.
+ */
+function tagged(r: (expr: string) => string, vlans: readonly number[]): string[] {
+  if (!vlans.length) return [r('ether type { 8021q, 8021ad } drop')];
+  return [
+    r(`ether type 8021q vlan id != ${set(vlans.map(String))} drop`),
+    r('ether type 8021q vlan type { 8021q, 8021ad } drop'),
+    r('ether type 8021ad drop'),
+  ];
+}
+
+/**
+ * How a rule names the protocol of the frame it checks: untagged, nft infers `ether type` from
+ * the match (`ip saddr` means an IPv4 frame); inside an allowed 802.1Q tag the type is the
+ * tag's (`vlan type ip`), and the inner headers are read as the outer ones would be.
+ */
+interface Frame {
+  ip: string;
+  ip6: string;
+  arp: string;
+  /** A match on the frame's type itself: `ether type` or `vlan type`. */
+  type: string;
+}
+const UNTAGGED: Frame = { ip: '', ip6: '', arp: '', type: 'ether type' };
+const IN_TAG: Frame = { ip: 'vlan type ip ', ip6: 'vlan type ip6 ', arp: 'vlan type arp ', type: 'vlan type' };
+
+/** The policy's ethertypes (AoE…): after the MAC check, nothing more to check in them. */
+function ethertypes(r: (expr: string) => string, types: readonly number[], f: Frame): string[] {
+  return types.length ? [r(`${f.type} ${set(types.map((t) => `0x${t.toString(16).padStart(4, '0')}`))} return`)] : [];
 }
 
 /**
@@ -78,33 +106,64 @@ function naTarget(g: VifGuard, r: (expr: string) => string): string[] {
   return [r(`icmpv6 type nd-neighbor-advert @th,64,128 != ${set(ownIPv6(g).map(nftNumber))} drop`)];
 }
 
+/** The drops that hold with and without ip=: ARP shape and MAC, servers, routers, fragments. */
+function shapeChecks(g: VifGuard, r: (expr: string) => string, f: Frame): string[] {
+  const out: string[] = [];
+  // Ethernet/IPv4 ARP only: `arp saddr` reads fixed offsets, right only for 6- and 4-byte addresses.
+  out.push(r(`${f.arp}arp htype != 1 drop`), r(`${f.arp}arp ptype != ip drop`), r(`${f.arp}arp hlen != 6 drop`), r(`${f.arp}arp plen != 4 drop`));
+  if (g.mac) out.push(r(`${f.arp}arp saddr ether != ${g.mac} drop`));
+  // A guest is never a DHCP server nor a router (unless its policy says it serves): a server's
+  // reply goes to a client's port (68, 546) from whatever port; a relay's comes from the
+  // server's (67, 547).
+  const serve = g.serve ?? [];
+  if (f === UNTAGGED) {
+    const client = [...(serve.includes('dhcp') ? [] : ['68']), ...(serve.includes('dhcpv6') ? [] : ['546'])];
+    const server = [...(serve.includes('dhcp') ? [] : ['67']), ...(serve.includes('dhcpv6') ? [] : ['547'])];
+    if (client.length) out.push(r(`udp dport ${client.length > 1 ? set(client) : client[0]} drop`));
+    if (server.length) out.push(r(`udp sport ${server.length > 1 ? set(server) : server[0]} drop`));
+  } else {
+    if (!serve.includes('dhcp')) out.push(r(`${f.ip}udp dport 68 drop`), r(`${f.ip}udp sport 67 drop`));
+    if (!serve.includes('dhcpv6')) out.push(r(`${f.ip6}udp dport 546 drop`), r(`${f.ip6}udp sport 547 drop`));
+  }
+  out.push(r(`${f.ip6}icmpv6 type ${serve.includes('ra') ? 'nd-redirect' : '{ nd-router-advert, nd-redirect }'} drop`));
+  out.push(...fragments((e) => r(`${f.ip6}${e}`)));
+  return out;
+}
+
+/** With ip=: what leaves the chain (its own sources), before the final drop. */
+function sourceReturns(g: VifGuard, r: (expr: string) => string, f: Frame): string[] {
+  const out: string[] = [];
+  out.push(r(`${f.ip}ip saddr 0.0.0.0 udp sport 68 udp dport 67 return`));
+  if (g.ipv4.length) {
+    out.push(r(`${f.ip}ip saddr ${set(g.ipv4)} return`));
+    out.push(r(`${f.arp}arp saddr ip ${set([...g.ipv4, '0.0.0.0'])} return`));
+  } else {
+    out.push(r(`${f.arp}arp saddr ip 0.0.0.0 return`));
+  }
+  out.push(...naTarget(g, (e) => r(`${f.ip6}${e}`)));
+  out.push(r(`${f.ip6}ip6 saddr ${set(ownIPv6(g))} return`));
+  // From ::, only duplicate address detection: its solicitation and MLD reports.
+  out.push(r(`${f.ip6}ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return`));
+  return out;
+}
+
+/**
+ * The vif's chain. With a trunk, a frame in an allowed 802.1Q tag meets the same checks as an
+ * untagged one, on what the tag carries (the `vlan type` rules): its MAC, ARP, servers, routers,
+ * fragments and, with ip=, its sources.
+ */
 function rules(g: VifGuard): string[] {
   const r = (expr: string) => `add rule ${T} ${chain(g.dev)} ${expr}`;
   const out: string[] = [];
   if (g.l2 === false) return out; // antispoof=no: the chain stays, empty (NOTRACK still applies)
+  const trunk = (g.vlans ?? []).length > 0;
+  const frames = trunk ? [UNTAGGED, IN_TAG] : [UNTAGGED];
   if (g.mac) out.push(r(`ether saddr != ${g.mac} drop`));
-  out.push(...tagged(r));
-  // Ethernet/IPv4 ARP only: `arp saddr` reads fixed offsets, right only for 6- and 4-byte addresses.
-  out.push(r('arp htype != 1 drop'), r('arp ptype != ip drop'), r('arp hlen != 6 drop'), r('arp plen != 4 drop'));
-  if (g.mac) out.push(r(`arp saddr ether != ${g.mac} drop`));
-  // A guest is never a DHCP server nor a router: a server's reply goes to a client's port (68,
-  // 546) from whatever port; a relay's comes from the server's (67, 547).
-  out.push(r('udp dport { 68, 546 } drop'));
-  out.push(r('udp sport { 67, 547 } drop'));
-  out.push(r('icmpv6 type { nd-router-advert, nd-redirect } drop'));
-  out.push(...fragments(r));
+  out.push(...tagged(r, g.vlans ?? []));
+  for (const f of frames) out.push(...ethertypes(r, g.ethertypes ?? [], f));
+  for (const f of frames) out.push(...shapeChecks(g, r, f));
   if (!g.antispoof) return out;
-  out.push(r('ip saddr 0.0.0.0 udp sport 68 udp dport 67 return'));
-  if (g.ipv4.length) {
-    out.push(r(`ip saddr ${set(g.ipv4)} return`));
-    out.push(r(`arp saddr ip ${set([...g.ipv4, '0.0.0.0'])} return`));
-  } else {
-    out.push(r('arp saddr ip 0.0.0.0 return'));
-  }
-  out.push(...naTarget(g, r));
-  out.push(r(`ip6 saddr ${set(ownIPv6(g))} return`));
-  // From ::, only duplicate address detection: its solicitation and MLD reports.
-  out.push(r('ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return'));
+  for (const f of frames) out.push(...sourceReturns(g, r, f));
   out.push(r('drop'));
   return out;
 }

@@ -13,6 +13,7 @@ import { findLink, type HostState } from '../net/host.ts';
 import { IPV6_MIN_MTU } from '../net/ip.ts';
 import { isBridge, linkCmd } from '../net/link.ts';
 import { PlanError, step, unlocked, type Plan, type Step } from '../plan.ts';
+import { describePolicy, whyPolicy, type GuestPolicy } from '../cli/policy.ts';
 import { checkedTargetName, renameStep, resolveVifName, type TypeIf, type VifCommand } from './vif.ts';
 
 export interface VifRequest {
@@ -30,6 +31,8 @@ export interface VifRequest {
   antispoof: boolean;
   /** `nft` is installed (observed): firewall=iptables then adds its nft companion (nft.ts). */
   nft?: boolean | undefined;
+  /** The config file's policy for this guest (cli/policy.ts); undefined: the strict guard. */
+  policy?: GuestPolicy | undefined;
 }
 
 /** The MAC every vif gets, so that the bridge never takes a guest's port address as its own. */
@@ -110,14 +113,28 @@ export function resolveBridge(host: HostState, wanted: string | undefined, start
   return pickBridge(host, wanted, started).bridge;
 }
 
-function guardOf(req: VifRequest, dev: string): VifGuard {
+export function guardOf(req: VifRequest, dev: string): VifGuard {
   const { ipv4, ipv6 } = splitAddresses(req.ip);
-  // antispoof=no: no MAC, ARP, source or server checks at all (ACCEPT rules and NOTRACK remain).
+  const p = req.policy;
+  // antispoof=no, or a policy's guard=no: no MAC, ARP, source or server checks at all (ACCEPT
+  // rules and NOTRACK remain).
+  const l2 = req.antispoof && p?.guard !== false;
   const companion = req.firewall === 'iptables' && req.nft === true;
   // firewall=iptables has its NOTRACK in the nft companion (nft.ts: only nft can tell bridged
   // from routed frames); without nft, none: tracked is slower, untracked routed traffic is broken.
   const notrack = req.notrack && (req.firewall !== 'iptables' || companion);
-  return { dev, mac: req.antispoof ? req.mac : undefined, ipv4, ipv6, antispoof: req.antispoof && req.ip.length > 0, l2: req.antispoof, notrack, companion };
+  const g: VifGuard = {
+    dev, mac: l2 ? req.mac : undefined, ipv4, ipv6,
+    // route=yes: any source address (and ARP sender address); its MAC stays enforced.
+    antispoof: l2 && req.ip.length > 0 && p?.route !== true,
+    l2, notrack, companion,
+  };
+  if (l2 && p) {
+    if (p.trunk.length) g.vlans = [...p.trunk];
+    if (p.ethertypes.length) g.ethertypes = [...p.ethertypes];
+    if (p.serve.length) g.serve = [...p.serve];
+  }
+  return g;
 }
 
 /** The guard's rules in, as one transaction per tool, and the commands that take them out. */
@@ -239,7 +256,8 @@ export function planOnline(
       warnings.push("nft is not installed: no NOTRACK, the guest's bridged traffic goes through conntrack (only nft can tell it from traffic dom0 routes); install nftables, or set notrack=no to silence this");
     }
     const fw = firewallCommands(req.firewall, guard);
-    const guardStep = step('firewall', `guard ${dev}: ${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
+    const policy = req.policy ? `policy ${whyPolicy(req.policy)}: ${describePolicy(req.policy)}; ` : '';
+    const guardStep = step('firewall', `guard ${dev}: ${policy}${describeGuard(guard)}`, [...stale, ...fw.apply], fw.remove);
     // The three tools' transactions touch different tables; stale removals must come first.
     if (stale.length === 0 && fw.apply.length > 1) guardStep.concurrent = true;
     steps.push(guardStep);
@@ -259,6 +277,9 @@ export function describeGuard(g: VifGuard): string {
   const parts: string[] = [];
   if (g.mac) parts.push(`MAC ${g.mac}`);
   parts.push(g.antispoof ? `sources ${[...g.ipv4, ...g.ipv6].join(' ')}` : 'any source address');
+  if (g.vlans?.length) parts.push(`802.1Q VLAN ${g.vlans.join(',')}`);
+  if (g.ethertypes?.length) parts.push(`ethertypes ${g.ethertypes.map((t) => `0x${t.toString(16).padStart(4, '0')}`).join(',')}`);
+  if (g.serve?.length) parts.push(`may serve ${g.serve.join(', ')}`);
   if (g.notrack) parts.push('NOTRACK for bridged traffic');
   return parts.join(', ');
 }

@@ -24,7 +24,7 @@ KIND (what is sent; keys in brackets, defaults from IFACE: its MAC, first IPv4, 
                  the second fragment (the first carries no ICMPv6 header at all)
   na             unsolicited neighbour advertisement (override, hop limit 255) with a target
                  link-layer address option  [smac src tgt dst dmac lladdr]
-  ethertype      a frame of an unassigned ethertype (0x88b5) [smac dmac]
+  ethertype      a frame of an unassigned ethertype (0x88b5) [smac dmac etype: another, in hex (88a2: AoE)]
   none           nothing (with sentinel=yes: the sentinel only)
 Common keys: tags=TPID:VID[,TPID:VID] puts each spoofed frame in one or two VLAN tags, outer
 first (e.g. tags=8100:100, tags=88a8:10,8100:20); count=N (each spoofed frame N times, default 2); sentinel=yes appends a legitimate
@@ -164,7 +164,7 @@ def main(argv):
                       IPv6(src=opt.get("src", ll), dst=opt.get("dst", "ff02::1"), hlim=255) /
                       ICMPv6ND_NA(R=0, S=0, O=1, tgt=opt["tgt"]) / ICMPv6NDOptDstLLAddr(lladdr=opt.get("lladdr", smac)))
     elif kind == "ethertype":
-        frames.append(Ether(src=smac, dst=opt.get("dmac", BCAST), type=0x88B5) / Raw(tag * 4))
+        frames.append(Ether(src=smac, dst=opt.get("dmac", BCAST), type=int(opt.get("etype", "88b5"), 16)) / Raw(tag * 4))
     elif kind == "none":
         pass
     else:
