@@ -54,30 +54,6 @@ listen() {
   done
 }
 
-# assert_dropped BPF RECEIVER...: the sentinel reached every receiver, no frame matching BPF did.
-assert_dropped() {
-  local bpf=$1 r n
-  shift
-  for r in "$@"; do wait_sentinel "$r"; done
-  for r in "$@"; do
-    # A filter tcpdump refuses counts nothing: that must not pass for "dropped".
-    tcpdump -nn -r "$VB_TMP/cap-$r.pcap" "$bpf" >/dev/null 2>&1 || fail "tcpdump refuses the filter '$bpf'"
-    n=$(captured "$r" "$bpf")
-    ((n == 0)) || fail "$n spoofed frame(s) matching '$bpf' reached $r:
-$(capture_text "$r" "$bpf")"
-  done
-}
-
-# assert_arrived BPF RECEIVER...: a frame matching BPF reached every receiver.
-assert_arrived() {
-  local bpf=$1 r
-  shift
-  for r in "$@"; do
-    wait_until 5 has_captured "$r" "$bpf" || fail "nothing matching '$bpf' reached $r; it saw:
-$(capture_text "$r")"
-  done
-}
-
 # ---------------------------------------------------------------------------------------------
 # The spoofs, each sent once against the guard and once against no guard.
 

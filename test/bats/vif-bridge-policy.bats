@@ -29,28 +29,6 @@ online_ok() {
   assert_equal "$(xs_read "$(be "$1" "$2")/hotplug-status")" connected
 }
 
-# assert_dropped BPF RECEIVER...: the sentinel reached every receiver, no frame matching BPF did.
-assert_dropped() {
-  local bpf=$1 r n
-  shift
-  for r in "$@"; do wait_sentinel "$r"; done
-  for r in "$@"; do
-    tcpdump -nn -r "$VB_TMP/cap-$r.pcap" "$bpf" >/dev/null 2>&1 || fail "tcpdump refuses the filter '$bpf'"
-    n=$(captured "$r" "$bpf")
-    ((n == 0)) || fail "$n frame(s) matching '$bpf' reached $r:
-$(capture_text "$r" "$bpf")"
-  done
-}
-
-assert_arrived() {
-  local bpf=$1 r
-  shift
-  for r in "$@"; do
-    wait_until 5 has_captured "$r" "$bpf" || fail "nothing matching '$bpf' reached $r; it saw:
-$(capture_text "$r")"
-  done
-}
-
 # --- route: the firewall domU forwards for a LAN behind it ------------------------------------
 
 # behind D: a namespace "behind-D" on a second link of guest D (eth1, 198.51.100.D/24 on the
